@@ -1,0 +1,185 @@
+"""ansible-runner behind one call: playbook + inventory + vars in, a typed result out.
+
+Results are read from the event stream (per-host stats, failed tasks and the
+`coordinator_hosts` stats the playbooks publish), never by scraping stdout. Each run gets a
+fresh private data dir (0700) that is removed afterwards, and `suppress_env_files` keeps
+environment and extra vars off the disk: nothing secret outlives the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coordinator.release import HostState
+
+
+@dataclass
+class HostOutcome:
+    ok: int = 0
+    changed: int = 0
+    failed: bool = False
+    unreachable: bool = False
+    failed_task: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class PlaybookResult:
+    playbook: str
+    status: str  # successful, failed, timeout, canceled
+    rc: int
+    hosts: dict[str, HostOutcome] = field(default_factory=dict)
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0 and not self.failed_hosts
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return sorted(name for name, host in self.hosts.items() if host.failed or host.unreachable)
+
+    def host_states(self) -> dict[str, HostState]:
+        """What each host reported about its release, in the record's own shape."""
+        states: dict[str, HostState] = {}
+        for name, data in self.reported.items():
+            states[name] = HostState(
+                version=data.get("version"),
+                digest=data.get("running_digest") or data.get("digest"),
+                previous_version=data.get("previous_version"),
+                previous_digest=data.get("previous_digest"),
+                healthy=data.get("healthy"),
+            )
+        return states
+
+    def summary(self) -> str:
+        """One line naming each failing host and why."""
+        parts = []
+        for name in self.failed_hosts:
+            host = self.hosts[name]
+            why = "unreachable" if host.unreachable else f"task {host.failed_task!r} failed"
+            detail = f": {host.message}" if host.message else ""
+            parts.append(f"{name} {why}{detail}")
+        if not parts and not self.ok:
+            parts.append(f"ansible-runner ended {self.status} (rc {self.rc})")
+        return "; ".join(parts) or "all hosts ok"
+
+
+ProgressCallback = Callable[[str], None]
+
+
+def _message_of(result: dict[str, Any]) -> str | None:
+    if result.get("_ansible_no_log"):
+        return "(output hidden by no_log)"
+    message = result.get("msg") or result.get("stderr") or result.get("reason")
+    if not message:
+        return None
+    text = str(message).strip().splitlines()
+    return text[0][:300] if text else None
+
+
+def run_playbook(
+    *,
+    ansible_dir: Path,
+    playbook: str,
+    inventory: Path,
+    extravars: dict[str, Any],
+    ident: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 1800,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> PlaybookResult:
+    """Run `playbooks/<playbook>` against `inventory` and return what happened per host."""
+    import ansible_runner  # heavy: imported only when a playbook actually runs
+
+    private_dir = Path(tempfile.mkdtemp(prefix="coordinator-runner-"))
+    os.chmod(private_dir, 0o700)
+    result = PlaybookResult(playbook=playbook, status="unknown", rc=-1)
+    envvars = {
+        "ANSIBLE_CONFIG": str(ansible_dir / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ansible_dir / "roles"),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "ANSIBLE_NOCOLOR": "1",
+        **(env or {}),
+    }
+
+    def handle_event(event: dict[str, Any]) -> bool:
+        data = event.get("event_data", {})
+        host = data.get("host")
+        kind = event.get("event")
+        if kind == "runner_on_failed" and host and not data.get("ignore_errors"):
+            outcome = result.hosts.setdefault(host, HostOutcome())
+            outcome.failed = True
+            outcome.failed_task = data.get("task")
+            outcome.message = _message_of(data.get("res", {}))
+        elif kind == "runner_on_unreachable" and host:
+            outcome = result.hosts.setdefault(host, HostOutcome())
+            outcome.unreachable = True
+            outcome.failed_task = data.get("task")
+            outcome.message = _message_of(data.get("res", {}))
+        elif kind == "playbook_on_stats":
+            _read_stats(result, data)
+        if on_progress is not None:
+            line = _progress_line(kind, data)
+            if line:
+                on_progress(line)
+        return False  # do not keep event files on disk
+
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_dir),
+            project_dir=str(ansible_dir),
+            playbook=str(ansible_dir / "playbooks" / playbook),
+            inventory=str(inventory),
+            extravars=extravars,
+            envvars=envvars,
+            ident=ident,
+            quiet=True,
+            suppress_env_files=True,
+            suppress_ansible_output=True,
+            event_handler=handle_event,
+            cancel_callback=(lambda: cancel.is_set()) if cancel is not None else None,
+            timeout=int(timeout_s),
+        )
+        result.status = runner.status
+        result.rc = runner.rc if runner.rc is not None else -1
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
+    return result
+
+
+def _read_stats(result: PlaybookResult, data: dict[str, Any]) -> None:
+    """Fold playbook_on_stats into the per-host outcomes (dark = unreachable)."""
+    for name, count in (data.get("ok") or {}).items():
+        result.hosts.setdefault(name, HostOutcome()).ok = count
+    for name, count in (data.get("changed") or {}).items():
+        result.hosts.setdefault(name, HostOutcome()).changed = count
+    for name in data.get("failures") or {}:
+        result.hosts.setdefault(name, HostOutcome()).failed = True
+    for name in data.get("dark") or {}:
+        result.hosts.setdefault(name, HostOutcome()).unreachable = True
+    artifact = data.get("artifact_data") or {}
+    reported = artifact.get("coordinator_hosts") or {}
+    if isinstance(reported, dict):
+        result.reported = {str(k): v for k, v in reported.items() if isinstance(v, dict)}
+
+
+def _progress_line(kind: str | None, data: dict[str, Any]) -> str | None:
+    if kind == "playbook_on_play_start":
+        return f"play: {data.get('play', '')}"
+    if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+        state = {"runner_on_ok": "ok", "runner_on_failed": "FAILED", "runner_on_unreachable": "UNREACHABLE",
+                 "runner_on_skipped": "skipped"}[kind]
+        if kind == "runner_on_ok" and data.get("res", {}).get("changed"):
+            state = "changed"
+        return f"  {data.get('host', '?')}: {data.get('task', '')} [{state}]"
+    return None

@@ -1,0 +1,269 @@
+"""Command line: parse, call, print. No release logic lives here.
+
+Exit codes are fixed by the error classes in `coordinator.errors`; `main` maps a raised
+error to its code in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from coordinator.errors import CoordinatorError, ExitCode
+
+if TYPE_CHECKING:
+    from coordinator.context import Context
+
+EXIT_CODES_HELP = "\n".join(
+    f"  {code.value:>2}  {code.name.lower().replace('_', ' ')}" for code in ExitCode
+)
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class State:
+    """What the top-level options give every command."""
+
+    def __init__(self, config_path: Path, operator: str | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.operator = operator
+        self.debug = debug
+
+    def context(self, *, interactive: bool = False) -> "Context":
+        from coordinator.config import load_config
+        from coordinator.context import Context, default_operator
+        from coordinator.output import Output
+
+        config = load_config(self.config_path)
+        return Context(config=config, out=Output(), operator=self.operator or default_operator(), interactive=interactive)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=f"\b\nExit codes:\n{EXIT_CODES_HELP}")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=Path("coordinator.yml"),
+              envvar="COORDINATOR_CONFIG", show_default=True, help="Config file (env COORDINATOR_CONFIG).")
+@click.option("--operator", envvar="COORDINATOR_OPERATOR", help="Who is acting (recorded in the audit trail). Default: login name.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.version_option(package_name="coordinator")
+@click.pass_context
+def cli(click_ctx: click.Context, config_path: Path, operator: str | None, debug: bool) -> None:
+    """Release a Docker service: validate, tag, build, stage, approve, promote, verify, announce.
+
+    Every irreversible step is gated and recorded; an interrupted release continues with
+    `coordinator resume`.
+    """
+    click_ctx.obj = State(config_path, operator, debug)
+
+
+def _install_signal_handlers(ctx: "Context") -> None:
+    """First Ctrl-C/SIGTERM: stop at the next safe point. Second: stop now."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if ctx.cancel.is_set():
+            raise KeyboardInterrupt
+        ctx.cancel.set()
+        ctx.out.warn("stopping at the next safe point (again to abort now); state is saved for `coordinator resume`")
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def confirm_by_typing(question: str, expected: str) -> bool:
+    """The gate: the operator must type the version itself, not just press y."""
+    click.echo(question)
+    answer = click.prompt(f"Type {expected} to approve, anything else to refuse", default="", show_default=False)
+    return answer.strip().removeprefix("v") == expected
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--force", is_flag=True, help="Release a version that was rolled back before (needs --reason).")
+@click.option("--reason", help="Why a rolled-back version is released again (audited).")
+@click.option("--dry-run", is_flag=True, help="Same as `coordinator plan VERSION`: checks only, no side effects.")
+@pass_state
+def release(state: State, version: str, force: bool, reason: str | None, dry_run: bool) -> None:
+    """Run the whole release of VERSION, stopping at the production gate unless approved.
+
+    With a terminal the gate asks for confirmation; without one (CI) it stops with exit
+    code 4 ("awaiting approval"), which a staging CI job should treat as success.
+    """
+    from coordinator.driver import Driver
+    from coordinator.errors import UsageError
+    from coordinator.versioning import parse_version
+
+    parse_version(version)  # a malformed version is refused before anything is read
+    if dry_run:
+        _plan(state, version, as_json=False)
+        return
+
+    if force and not reason:
+        raise UsageError("--force needs --reason TEXT saying why a rolled-back version is released again")
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    ctx = state.context(interactive=interactive)
+    _install_signal_handlers(ctx)
+    Driver(ctx, confirm=confirm_by_typing).release(version, force_reason=reason if force else None)
+
+
+@cli.command()
+@click.argument("version", required=False)
+@pass_state
+def resume(state: State, version: str | None) -> None:
+    """Continue the newest unfinished release (or VERSION) from its first incomplete stage."""
+    from coordinator.driver import Driver
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    ctx = state.context(interactive=interactive)
+    _install_signal_handlers(ctx)
+    Driver(ctx, confirm=confirm_by_typing).resume(version)
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--reason", help="A note kept with the approval.")
+@pass_state
+def approve(state: State, version: str, reason: str | None) -> None:
+    """Record your approval of VERSION's exact artifact for production (non-interactive).
+
+    The approval is bound to the tag, commit, CI run, image digest and smoke result shown;
+    if any of them changes, it is void. Continue with `coordinator resume`.
+    """
+    from coordinator.driver import release_id_for
+    from coordinator.errors import UsageError
+    from coordinator.stages.approve import gate_summary, record_approval
+    from coordinator.versioning import parse_version
+
+    ctx = state.context()
+    parsed = parse_version(version)
+    with ctx.store.locked(f"approve {parsed}"):
+        record = ctx.store.load(release_id_for(ctx.config.project, parsed))
+        if record is None:
+            raise UsageError(f"no release {parsed} yet: run `coordinator release {parsed}` first")
+        ctx.out.line(gate_summary(ctx, record) if record.build else "")
+        approval = record_approval(ctx, record, ctx.operator, reason)
+        ctx.store.save(record)
+    ctx.out.success(f"{approval.operator} approved {record.tag} at {approval.digest}; run `coordinator resume`")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def status(state: State, as_json: bool) -> None:
+    """Show every release and the stage it stands at."""
+    ctx = state.context()
+    releases = ctx.store.all()
+    if as_json:
+        ctx.out.line(json.dumps([json.loads(r.model_dump_json()) for r in releases], indent=2))
+        return
+    if not releases:
+        ctx.out.line("no releases yet")
+        return
+    ctx.out.line(f"{'VERSION':<14} {'STATUS':<18} {'NEXT':<10} {'DIGEST':<20} UPDATED")
+    for record in releases:
+        digest = record.build.digest[:19] if record.build else "-"
+        nxt = record.next_stage.value if record.next_stage else "-"
+        ctx.out.line(f"{record.version:<14} {record.status.value:<18} {nxt:<10} {digest:<20} {record.updated_at:%Y-%m-%d %H:%M:%S}")
+        if record.last_error:
+            ctx.out.line(f"{'':<14} last error: {record.last_error}")
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--to-digest", help="Roll back to this digest instead of the host's recorded previous release.")
+@click.option("--to-version", help="The version that digest is (recorded on the host).")
+@click.option("--reason", required=True, help="Why (audited).")
+@pass_state
+def rollback(state: State, environment: str, to_digest: str | None, to_version: str | None, reason: str) -> None:
+    """Roll ENVIRONMENT back to its previous release (the record kept on each host)."""
+    from coordinator.commands import rollback_command
+
+    ctx = state.context()
+    rollback_command(ctx, environment, to_digest=to_digest, to_version=to_version, reason=reason)
+
+
+@cli.group()
+def audit() -> None:
+    """Inspect and verify the hash-chained audit trail."""
+
+
+@audit.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@pass_state
+def audit_show(state: State, as_json: bool, limit: int) -> None:
+    """Print the newest audit records."""
+    ctx = state.context()
+    records = ctx.audit.records()[-limit:]
+    if as_json:
+        ctx.out.line(json.dumps([json.loads(r.model_dump_json()) for r in records], indent=2))
+        return
+    ctx.out.line(f"{'SEQ':>4} {'TIME':<20} {'EVENT':<20} {'VERSION':<10} {'ENV':<11} {'OUTCOME':<14} OPERATOR")
+    for record in records:
+        ctx.out.line(f"{record.seq:>4} {record.ts:%Y-%m-%d %H:%M:%S}  {record.event.value:<20} {record.version or '-':<10} "
+                     f"{record.environment or '-':<11} {record.outcome or '-':<14} {record.operator}")
+
+
+@audit.command("verify")
+@pass_state
+def audit_verify(state: State) -> None:
+    """Check the audit chain; name the first broken record."""
+    from coordinator.errors import CoordinatorError as Failure
+
+    ctx = state.context()
+    result = ctx.audit.verify()
+    if result.ok:
+        torn = " (last line torn by a crash; ignored)" if result.torn_tail else ""
+        ctx.out.success(f"audit chain intact: {result.count} record(s), head {ctx.audit.head_hash()}{torn}")
+        return
+    raise Failure(f"audit chain broken at seq {result.first_bad_seq}: {result.reason}")
+
+
+def _plan(state: State, version: str, *, as_json: bool) -> None:
+    from coordinator.plan import build_plan, print_plan
+
+    ctx = state.context()
+    plan = build_plan(ctx, version)
+    if as_json:
+        ctx.out.line(plan.model_dump_json(indent=2))
+    else:
+        print_plan(ctx, plan)
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def plan(state: State, version: str, as_json: bool) -> None:
+    """Dry run: every read-only check, and what each stage would do. Changes nothing."""
+    _plan(state, version, as_json=as_json)
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn errors into their documented exit codes."""
+    debug = "--debug" in sys.argv
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except CoordinatorError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run `coordinator resume` to continue", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # an unexpected failure: one line unless --debug
+        if debug:
+            raise
+        click.echo(f"error: unexpected {exc.__class__.__name__}: {exc} (rerun with --debug for details)", err=True)
+        sys.exit(ExitCode.ERROR)
+    sys.exit(ExitCode.OK)

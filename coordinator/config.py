@@ -1,0 +1,281 @@
+"""The coordinator's configuration: one YAML file, validated before anything runs.
+
+Every key is declared here with its default and a description; unknown keys are refused
+so a typo never silently falls back to a default. Paths are resolved relative to the
+config file, so a config can be committed next to the app it releases.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coordinator.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""Where our playbooks, roles and ansible.cfg live (the coordinator checkout)."""
+
+_IMAGE_NAME = re.compile(r"^[a-z0-9.-]+(?::\d+)?/[a-z0-9._/-]+$")
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://git.example.com")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_url)]
+
+
+class AppConfig(Strict):
+    path: Path = Field(description="The app checkout to release (a git work tree).")
+    remote: str = Field("origin", description="The git remote the tag is pushed to.")
+    branch: str = Field("main", description="The branch releases are cut from.")
+    version_file: str = Field(
+        "package.json", description="package.json, pyproject.toml or a plain VERSION file."
+    )
+    changelog: str = Field("CHANGELOG.md", description="Keep-a-Changelog file with ## [x.y.z] sections.")
+    test_command: list[str] = Field(["npm", "test"], description="argv of the app's test suite.")
+    uat_command: list[str] | None = Field(
+        ["npm", "run", "uat"], description="argv of the UAT suite; skipped when null or absent."
+    )
+    command_timeout_s: float = Field(1800, gt=0, description="Bound on each test/UAT command.")
+
+    @field_validator("test_command")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must be a non-empty argv list such as [npm, test]")
+        return value
+
+
+class ForgeKind(StrEnum):
+    GITEA = "gitea"
+    FORGEJO = "forgejo"
+
+
+class ForgeConfig(Strict):
+    kind: ForgeKind = ForgeKind.GITEA
+    url: HttpUrl = Field(description="Base URL of the forge, without /api/v1.")
+    repo: str = Field(description="owner/name of the app repository on the forge.")
+    token_env: str = Field("COORDINATOR_FORGE_TOKEN", description="Environment variable holding the API token.")
+    token_file: Path | None = Field(None, description="Alternatively a file (mode 0600) holding the token.")
+    ca_file: Path | None = Field(None, description="Custom CA bundle; TLS is always verified.")
+    blocker_label: str = "release-blocker"
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if not _REPO.match(value):
+            raise ValueError("must be owner/name, e.g. acme/shop")
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_var(cls, value: str) -> str:
+        if not _ENV_VAR.match(value):
+            raise ValueError("must be an environment variable name such as GITEA_TOKEN")
+        return value
+
+    @property
+    def owner(self) -> str:
+        return self.repo.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.repo.split("/", 1)[1]
+
+
+class CIProviderKind(StrEnum):
+    GITEA_ACTIONS = "gitea-actions"
+    FORGEJO_ACTIONS = "forgejo-actions"
+    COMMIT_STATUS = "commit-status"
+    WOODPECKER = "woodpecker"
+    GITHUB_ACTIONS = "github-actions"
+
+
+class CIConfig(Strict):
+    provider: CIProviderKind = CIProviderKind.GITEA_ACTIONS
+    url: HttpUrl | None = Field(None, description="CI API base URL when it is not the forge (woodpecker, github).")
+    repo: str | None = Field(None, description="owner/name on the CI system when it differs from forge.repo.")
+    token_env: str | None = Field(None, description="Environment variable with the CI token (default: the forge's).")
+    artifact_name: str = "artifact-manifest"
+    manifest_url: str | None = Field(None, description="Where the artifact manifest lives for providers without artifacts; {tag} and {sha} are substituted.")
+    timeout_s: float = Field(1800, gt=0, description="How long to wait for the tag's CI run.")
+    poll_interval_s: float = Field(2.0, gt=0)
+
+
+class ImageConfig(Strict):
+    name: str = Field(description="Image repository without tag, e.g. registry.example.com/acme/shop.")
+    registry_ca_file: Path | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not _IMAGE_NAME.match(value):
+            raise ValueError("must be registry-host[:port]/path in lower case, without a tag or digest")
+        return value
+
+    @property
+    def registry(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def repository(self) -> str:
+        return self.name.split("/", 1)[1]
+
+
+class EnvironmentConfig(Strict):
+    inventory: Path = Field(description="Ansible inventory directory for this environment.")
+    url: HttpUrl = Field(description="Base URL the smoke test and health checks use.")
+    smoke_command: list[str] | None = Field(
+        None, description="argv run in the app checkout after deploy; {url} and {version} are substituted. Default: built-in /health + /version check."
+    )
+    health_timeout_s: float = Field(300, gt=0, description="Deadline for /health and /version to answer 200.")
+    health_interval_s: float = Field(1.0, gt=0)
+    requires_approval: bool = Field(False, description="A human must approve before deploying here.")
+    serial: str | None = Field(None, description="Ansible batch size for fleets, e.g. '25%' or '2'.")
+    playbook_timeout_s: float = Field(1800, gt=0)
+
+
+class NotifyConfig(Strict):
+    announce: list[str] = Field(default_factory=list, description="Apprise URLs for release announcements.")
+    escalate: list[str] = Field(default_factory=list, description="Apprise URLs for rollbacks and failures.")
+    templates_dir: Path | None = Field(None, description="Directory with template overrides.")
+
+
+class ApprovalConfig(Strict):
+    required: Annotated[int, Field(ge=1, le=5)] = 1
+    forbid_self_approval: bool = False
+    expires_after_s: float | None = Field(None, gt=0)
+
+
+class Config(Strict):
+    project: str = Field(description="Short project name, used in release ids and container names.")
+    app: AppConfig
+    forge: ForgeConfig
+    ci: CIConfig = Field(default_factory=CIConfig)
+    image: ImageConfig
+    environments: dict[str, EnvironmentConfig]
+    promote_from: str = Field("staging", description="The environment that must pass before the gate.")
+    promote_to: str = Field("production", description="The environment behind the approval gate.")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    approvals: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    state_dir: Path = Field(Path(".coordinator"), description="Release records, audit log and lock.")
+    ansible_dir: Path = Field(REPO_ROOT, description="Where playbooks/, roles/ and ansible.cfg live.")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,62}$", value):
+            raise ValueError("must be lower-case letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _env_names(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"environment name {name!r} must be lower-case letters, digits, '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _stages_exist(self) -> "Config":
+        for key in ("promote_from", "promote_to"):
+            name = getattr(self, key)
+            if name not in self.environments:
+                raise ValueError(f"{key}: environment {name!r} is not defined under environments")
+        return self
+
+    def resolve_paths(self, base: Path) -> "Config":
+        """Make every relative path absolute against the config file's folder."""
+
+        def absolute(path: Path | None) -> Path | None:
+            if path is None:
+                return None
+            return path if path.is_absolute() else (base / path).resolve()
+
+        self.app.path = absolute(self.app.path)  # type: ignore[assignment]
+        self.state_dir = absolute(self.state_dir)  # type: ignore[assignment]
+        self.ansible_dir = absolute(self.ansible_dir)  # type: ignore[assignment]
+        self.forge.token_file = absolute(self.forge.token_file)
+        self.forge.ca_file = absolute(self.forge.ca_file)
+        self.image.registry_ca_file = absolute(self.image.registry_ca_file)
+        self.notify.templates_dir = absolute(self.notify.templates_dir)
+        for env in self.environments.values():
+            env.inventory = absolute(env.inventory)  # type: ignore[assignment]
+        return self
+
+    def forge_token(self) -> str:
+        """The forge API token, from the environment or a private file; never from argv."""
+        token = os.environ.get(self.forge.token_env, "").strip()
+        if token:
+            return token
+        if self.forge.token_file is not None:
+            path = self.forge.token_file
+            try:
+                mode = path.stat().st_mode
+            except OSError as exc:
+                raise ConfigError(f"forge.token_file {path} cannot be read ({exc.strerror}): create it with mode 0600") from exc
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ConfigError(f"forge.token_file {path} is readable by others: chmod 600 {path}")
+            token = path.read_text(encoding="utf-8").strip()
+            if token:
+                return token
+        raise ConfigError(
+            f"no forge token: export {self.forge.token_env}=<token> (or set forge.token_file to a 0600 file)"
+        )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{location}: unknown key; remove it or check its spelling against README's configuration reference"
+    if kind == "missing":
+        return f"{location}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    return f"{location}: {message}{shown}"
+
+
+def load_config(path: Path) -> Config:
+    """Read, validate and resolve a config file; raise ConfigError naming the bad key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror}): pass --config PATH") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a YAML mapping of keys to values")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    return config.resolve_paths(path.resolve().parent)

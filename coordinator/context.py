@@ -1,0 +1,95 @@
+"""Everything a stage needs, passed down as one object instead of globals.
+
+Clients are created on first use, so read-only commands that never talk to the forge
+(`status`, `audit verify`) need no token.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from coordinator.config import Config
+from coordinator.output import Output
+from coordinator.store import ReleaseStore
+
+if TYPE_CHECKING:
+    from coordinator.audit import AuditLog
+    from coordinator.ci import CIProvider
+    from coordinator.forge import GiteaClient
+    from coordinator.notify import Notifier
+
+
+def default_operator() -> str:
+    """Who is acting: COORDINATOR_OPERATOR, else the login name."""
+    return os.environ.get("COORDINATOR_OPERATOR") or getpass.getuser()
+
+
+@dataclass
+class Context:
+    config: Config
+    out: Output
+    operator: str = field(default_factory=default_operator)
+    interactive: bool = False
+    dry_run: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @cached_property
+    def store(self) -> ReleaseStore:
+        return ReleaseStore(self.config.state_dir)
+
+    @cached_property
+    def audit(self) -> "AuditLog":
+        from coordinator.audit import AuditLog
+
+        self.store.ensure()
+        return AuditLog(self.store.audit_path)
+
+    @cached_property
+    def forge_token(self) -> str:
+        token = self.config.forge_token()
+        self.out.add_secret(token)
+        return token
+
+    @cached_property
+    def forge(self) -> "GiteaClient":
+        from coordinator.forge import GiteaClient
+
+        forge = self.config.forge
+        return GiteaClient(
+            forge.url, forge.owner, forge.name, self.forge_token,
+            timeout=forge.timeout_s, ca_file=forge.ca_file,
+        )
+
+    @cached_property
+    def ci(self) -> "CIProvider":
+        from coordinator.ci import make_provider
+
+        ci = self.config.ci
+        forge = self.config.forge
+        token = self.forge_token
+        if ci.token_env:
+            token = os.environ.get(ci.token_env, "").strip() or token
+            self.out.add_secret(token)
+        repo = ci.repo or forge.repo
+        owner, name = repo.split("/", 1)
+        return make_provider(
+            ci.provider.value,
+            base_url=ci.url or forge.url,
+            owner=owner,
+            repo=name,
+            token=token,
+            artifact_name=ci.artifact_name,
+            manifest_url=ci.manifest_url,
+            timeout=forge.timeout_s,
+        )
+
+    @cached_property
+    def notifier(self) -> "Notifier":
+        from coordinator.notify import Notifier
+
+        return Notifier(self.config.notify.announce, self.config.notify.escalate)

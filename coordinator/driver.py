@@ -1,0 +1,166 @@
+"""Runs the stages in order, persisting the record after each, under the state-dir lock.
+
+The release record is saved before a stage starts (with the stage as intent) and after
+it completes, so a process killed anywhere resumes at the first incomplete stage; each
+stage probes the world before acting, so re-running it changes nothing that is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from coordinator.context import Context
+from coordinator.errors import (
+    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, GateRefused, Interrupted,
+    RollbackFailed, RolledBack, UsageError,
+)
+from coordinator.release import Intent, Release, ReleaseStatus, Stage, utcnow
+from coordinator.versioning import parse_version, tag_for
+
+Confirm = Callable[[str, str], bool]
+"""Asks the operator `question`; True only if they answered with the expected text."""
+
+
+def release_id_for(project: str, version: str) -> str:
+    return f"{project}-{version}"
+
+
+class Driver:
+    """The release sequence: validate → tag → build → stage → approve → promote → verify → announce."""
+
+    def __init__(self, ctx: Context, confirm: Confirm | None = None) -> None:
+        self.ctx = ctx
+        self.confirm = confirm
+
+    def release(self, version_text: str, *, force_reason: str | None = None) -> Release:
+        version = parse_version(version_text)
+        with self.ctx.store.locked(f"release {version}"):
+            release = self._open(version, force_reason)
+            return self._run(release)
+
+    def resume(self, version_text: str | None = None) -> Release:
+        with self.ctx.store.locked("resume"):
+            release = self._find_resumable(version_text)
+            self.ctx.out.step(f"resuming {release.tag} at {release.next_stage or 'the end'}")
+            return self._run(release)
+
+    def _open(self, version: str, force_reason: str | None) -> Release:
+        from coordinator.audit import AuditEvent
+
+        config = self.ctx.config
+        release_id = release_id_for(config.project, version)
+        existing = self.ctx.store.load(release_id)
+        if existing is not None:
+            if existing.status in (ReleaseStatus.ROLLED_BACK, ReleaseStatus.ROLLBACK_FAILED):
+                if not force_reason:
+                    raise UsageError(
+                        f"{existing.tag} was rolled back from {config.promote_to} and is marked bad: "
+                        "release a new version, or pass --force --reason TEXT"
+                    )
+                self.ctx.audit.append(AuditEvent.RELEASE_MARKED_BAD, operator=self.ctx.operator, release_id=release_id,
+                                      version=version, outcome="forced", data={"reason": force_reason})
+                existing.status = ReleaseStatus.IN_PROGRESS
+                existing.reopen_from(Stage.VALIDATE)
+            if existing.status == ReleaseStatus.FAILED and Stage.TAG not in existing.completed:
+                existing.reopen_from(Stage.VALIDATE)  # validation is always re-run until it passes
+            return existing
+        release = Release(id=release_id, project=config.project, version=version, tag=tag_for(version),
+                          operator=self.ctx.operator)
+        self.ctx.audit.append(AuditEvent.RELEASE_STARTED, operator=self.ctx.operator, release_id=release_id,
+                              version=version, outcome="started")
+        return release
+
+    def _find_resumable(self, version_text: str | None) -> Release:
+        store = self.ctx.store
+        if version_text is not None:
+            version = parse_version(version_text)
+            release = store.load(release_id_for(self.ctx.config.project, version))
+            if release is None:
+                raise UsageError(f"no release {version} in {store.state_dir}: start it with `coordinator release {version}`")
+            return release
+        open_releases = [r for r in store.all() if r.status not in (ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK,
+                                                                      ReleaseStatus.ROLLBACK_FAILED)]
+        if not open_releases:
+            raise UsageError("nothing to resume: every release is completed or rolled back (see `coordinator status`)")
+        return open_releases[-1]
+
+    def _save(self, release: Release) -> None:
+        self.ctx.store.save(release)
+
+    def _run(self, release: Release) -> Release:
+        if release.status == ReleaseStatus.ROLLBACK_FAILED:
+            raise RollbackFailed(f"{release.tag}: the last rollback failed; production state is unknown. "
+                                 "Restore it by hand (README 'Manual rollback') before anything else")
+        if release.status == ReleaseStatus.COMPLETED:
+            self.ctx.out.success(f"{release.tag} is already released")
+            return release
+        release.status = ReleaseStatus.IN_PROGRESS
+        release.last_error = None
+        self._save(release)
+        try:
+            while (stage := release.next_stage) is not None:
+                if self.ctx.cancel.is_set():
+                    raise Interrupted(f"stopped before {stage}; run `coordinator resume` to continue")
+                self.ctx.out.step(f"{stage.value}: {release.tag}")
+                release.intent = Intent(action=stage.value, started_at=utcnow())
+                self._save(release)
+                self._run_stage(stage, release)
+                release.intent = None
+                release.mark_completed(stage)
+                self._save(release)
+        except CoordinatorError as exc:
+            release.last_error = exc.message
+            release.status = _status_after(exc, release.status)
+            self._save(release)
+            raise
+        release.status = ReleaseStatus.COMPLETED
+        self._save(release)
+        self.ctx.out.success(f"{release.tag} released: {release.announcement.release_url or ''}")
+        return release
+
+    def _run_stage(self, stage: Stage, release: Release) -> None:
+        from coordinator.audit import AuditEvent
+        from coordinator.stages import announce, approve, build, promote, stage as stage_step, tag, validate, verify
+
+        ctx = self.ctx
+        audit_common = {"operator": ctx.operator, "release_id": release.id, "version": release.version}
+        if stage is Stage.VALIDATE:
+            try:
+                validate.run_validate(ctx, release)
+            except CheckFailed as exc:
+                ctx.audit.append(AuditEvent.VALIDATE_FAILED, outcome="failed", data={"problems": exc.problems}, **audit_common)
+                raise
+            ctx.audit.append(AuditEvent.VALIDATE_PASSED, outcome="passed", data={"commit": release.commit_sha or ""}, **audit_common)
+        elif stage is Stage.TAG:
+            tag.run_tag(ctx, release)
+            ctx.audit.append(AuditEvent.TAG_PUSHED, outcome="pushed", data={"tag": release.tag, "commit": release.commit_sha or ""}, **audit_common)
+        elif stage is Stage.BUILD:
+            build.run_build(ctx, release)
+            assert release.build is not None
+            ctx.audit.append(AuditEvent.BUILD_COMPLETED, outcome="success",
+                             data={"run_id": release.build.run_id, "run_url": release.build.run_url,
+                                   "digest": release.build.digest, "commit": release.commit_sha or ""}, **audit_common)
+        elif stage is Stage.STAGE:
+            stage_step.run_stage(ctx, release)
+        elif stage is Stage.APPROVE:
+            approve.run_approve(ctx, release, self.confirm if ctx.interactive else None)
+        elif stage is Stage.PROMOTE:
+            promote.run_promote(ctx, release)
+        elif stage is Stage.VERIFY:
+            verify.run_verify(ctx, release)
+        elif stage is Stage.ANNOUNCE:
+            announce.run_announce(ctx, release, lambda: self._save(release))
+
+
+def _status_after(error: CoordinatorError, current: ReleaseStatus) -> ReleaseStatus:
+    if isinstance(error, AwaitingApproval):
+        return ReleaseStatus.AWAITING_APPROVAL
+    if isinstance(error, RolledBack):
+        return ReleaseStatus.ROLLED_BACK
+    if isinstance(error, RollbackFailed):
+        return ReleaseStatus.ROLLBACK_FAILED
+    if isinstance(error, AnnouncePending):
+        return ReleaseStatus.ANNOUNCE_PENDING
+    if isinstance(error, (Interrupted, GateRefused)):
+        return ReleaseStatus.IN_PROGRESS
+    return ReleaseStatus.FAILED

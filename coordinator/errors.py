@@ -1,0 +1,126 @@
+"""One exception hierarchy, one exit code per failure class.
+
+Every error the coordinator raises on purpose derives from `CoordinatorError`; each class
+fixes its own exit code, so the CLI maps errors to codes in exactly one place
+(`CoordinatorError.exit_code`). Messages are one line a person can act on: what is wrong,
+and how to fix it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented process exit codes (README "Exit codes" lists the same table)."""
+
+    OK = 0
+    ERROR = 1  # unexpected failure (a bug or an unclassified environment problem)
+    USAGE = 2  # bad command line, bad config, bad version string
+    CHECK_FAILED = 3  # pre-release validation found problems
+    AWAITING_APPROVAL = 4  # stopped at the production gate; `approve` then `resume`
+    BUILD_FAILED = 5  # the tag's CI run failed or did not finish in time
+    DEPLOY_FAILED = 6  # staging deploy or smoke test failed (production untouched)
+    ROLLED_BACK = 7  # production verification failed; previous release restored
+    ROLLBACK_FAILED = 8  # production verification failed and rollback failed: page a person
+    LOCKED = 9  # another coordinator or operator holds a lock
+    FORGE_UNAVAILABLE = 10  # forge/CI unreachable or answered unexpectedly (resumable)
+    INTERRUPTED = 11  # stopped by a signal at a safe point (resumable)
+    GATE_REFUSED = 12  # the operator refused the gate, or the approval does not match
+    ANNOUNCE_PENDING = 13  # deployed and verified; some announcement steps still pending
+
+
+class CoordinatorError(Exception):
+    """Base of every deliberate coordinator failure."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(CoordinatorError):
+    """The command line or an argument value is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class CheckFailed(CoordinatorError):
+    """Validation found one or more problems; `problems` lists each one."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        summary = f"{len(self.problems)} pre-release check(s) failed"
+        super().__init__(summary + ": " + "; ".join(self.problems))
+
+
+class AwaitingApproval(CoordinatorError):
+    """The release reached the production gate without a matching approval."""
+
+    exit_code = ExitCode.AWAITING_APPROVAL
+
+
+class GateRefused(CoordinatorError):
+    """The operator said no, or an approval does not match the artifact."""
+
+    exit_code = ExitCode.GATE_REFUSED
+
+
+class BuildFailed(CoordinatorError):
+    """The tag's CI run failed, was cancelled, or did not complete in time."""
+
+    exit_code = ExitCode.BUILD_FAILED
+
+
+class DeployFailed(CoordinatorError):
+    """A deployment (or staging smoke test) failed before production was touched."""
+
+    exit_code = ExitCode.DEPLOY_FAILED
+
+
+class RolledBack(CoordinatorError):
+    """Production verification failed and the previous release was restored."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class RollbackFailed(CoordinatorError):
+    """Production verification failed and so did the rollback: a person must act now."""
+
+    exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class LockHeld(CoordinatorError):
+    """Another process or operator holds the lock we need."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class ForgeError(CoordinatorError):
+    """The forge or CI API failed; carries the endpoint, status and the forge's message."""
+
+    exit_code = ExitCode.FORGE_UNAVAILABLE
+
+    def __init__(self, message: str, *, endpoint: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+
+
+class Interrupted(CoordinatorError):
+    """A signal asked us to stop; state was saved at a safe point."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class AnnouncePending(CoordinatorError):
+    """Production is verified, but an announcement step failed and is left for `resume`."""
+
+    exit_code = ExitCode.ANNOUNCE_PENDING

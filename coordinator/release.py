@@ -1,0 +1,159 @@
+"""The release record: one object that moves through named stages.
+
+The driver persists this record after every stage and before every irreversible action,
+so it is the single source of truth for "where does release X stand". Everything in it is
+safe to print: no tokens, no env-file contents.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Stage(StrEnum):
+    """The stages in the order the driver runs them."""
+
+    VALIDATE = "validate"
+    TAG = "tag"
+    BUILD = "build"
+    STAGE = "stage"
+    APPROVE = "approve"
+    PROMOTE = "promote"
+    VERIFY = "verify"
+    ANNOUNCE = "announce"
+
+
+STAGE_ORDER: tuple[Stage, ...] = tuple(Stage)
+
+
+class ReleaseStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    AWAITING_APPROVAL = "awaiting_approval"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    ANNOUNCE_PENDING = "announce_pending"
+    COMPLETED = "completed"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BuildInfo(Record):
+    run_id: str
+    run_url: str
+    conclusion: str
+    image: str
+    digest: str
+
+    @property
+    def reference(self) -> str:
+        """The immutable image reference deployed everywhere: image@sha256:…"""
+        return f"{self.image}@{self.digest}"
+
+
+class HostState(Record):
+    """What one host runs, as reported by the playbooks."""
+
+    version: str | None = None
+    digest: str | None = None
+    previous_version: str | None = None
+    previous_digest: str | None = None
+    healthy: bool | None = None
+
+
+class Deployment(Record):
+    environment: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    hosts: dict[str, HostState] = Field(default_factory=dict)
+    outcome: str | None = None  # deployed, verified, failed, rolled_back, rollback_failed
+
+
+class Approval(Record):
+    """One operator's yes, bound to exactly one artifact."""
+
+    operator: str
+    confirmed_at: datetime
+    tag: str
+    commit_sha: str
+    run_id: str
+    digest: str
+    smoke: str
+    reason: str | None = None
+
+    def matches(self, release: "Release") -> bool:
+        build = release.build
+        return (
+            build is not None
+            and self.tag == release.tag
+            and self.commit_sha == release.commit_sha
+            and self.run_id == build.run_id
+            and self.digest == build.digest
+            and self.smoke == (release.smoke_result or "")
+        )
+
+
+class Announcement(Record):
+    release_url: str | None = None
+    forge_release_id: int | None = None
+    notified: bool = False
+    issues_closed: list[int] = Field(default_factory=list)
+    milestone_closed: bool = False
+    pending: list[str] = Field(default_factory=list)
+
+
+class Intent(Record):
+    """An irreversible action we are about to take; cleared when its outcome is known."""
+
+    action: str
+    started_at: datetime
+
+
+class Release(Record):
+    id: str
+    project: str
+    version: str
+    tag: str
+    operator: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    status: ReleaseStatus = ReleaseStatus.IN_PROGRESS
+    completed: list[Stage] = Field(default_factory=list)
+    commit_sha: str | None = None
+    commit_time: datetime | None = None
+    changelog: str | None = None
+    build: BuildInfo | None = None
+    deployments: dict[str, Deployment] = Field(default_factory=dict)
+    smoke_result: str | None = None  # of the environment before the gate; part of the approval
+    approvals: list[Approval] = Field(default_factory=list)
+    announcement: Announcement = Field(default_factory=Announcement)
+    intent: Intent | None = None
+    last_error: str | None = None
+
+    @property
+    def next_stage(self) -> Stage | None:
+        for stage in STAGE_ORDER:
+            if stage not in self.completed:
+                return stage
+        return None
+
+    def mark_completed(self, stage: Stage) -> None:
+        if stage not in self.completed:
+            self.completed.append(stage)
+
+    def reopen_from(self, stage: Stage) -> None:
+        """Forget `stage` and every later stage (a rebuilt artifact voids what followed)."""
+        index = STAGE_ORDER.index(stage)
+        self.completed = [done for done in self.completed if STAGE_ORDER.index(done) < index]
+
+    def valid_approvals(self) -> list[Approval]:
+        return [approval for approval in self.approvals if approval.matches(self)]

@@ -1,0 +1,1 @@
+"""One module per release stage, named as in DESIGN.md."""

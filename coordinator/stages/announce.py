@@ -1,0 +1,100 @@
+"""Stage 8, announce: forge release, chat message, milestone issues, audit record.
+
+These steps never undo a deploy. Each is idempotent (release looked up by tag and updated,
+notification sent once and remembered, closed issues skipped); a failing step is recorded
+as pending and `coordinator resume` retries just the pending ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from coordinator.context import Context
+from coordinator.errors import AnnouncePending, CoordinatorError
+from coordinator.release import Release
+
+
+def _publish_release(ctx: Context, release: Release) -> None:
+    from coordinator.render import render
+
+    head = ctx.audit.head_hash()
+    body = render("release_notes.md.j2", {
+        "project": release.project, "version": release.version, "tag": release.tag,
+        "changelog": release.changelog or "", "digest": release.build.digest if release.build else "",
+        "image": release.build.image if release.build else "", "run_url": release.build.run_url if release.build else "",
+        "commit": release.commit_sha or "", "audit_head": head or "",
+    }, override_dir=ctx.config.notify.templates_dir)
+    published = ctx.forge.upsert_release(release.tag, release.tag, body, release.commit_sha or "")
+    release.announcement.forge_release_id = published.id
+    release.announcement.release_url = published.html_url
+    ctx.out.info(f"forge release {published.html_url}")
+
+
+def _notify(ctx: Context, release: Release) -> None:
+    from coordinator.render import render
+
+    if release.announcement.notified:
+        return
+    environment = ctx.config.promote_to
+    hosts = sorted(release.deployments[environment].hosts) if environment in release.deployments else []
+    body = render("announcement.md.j2", {
+        "project": release.project, "version": release.version, "tag": release.tag, "environment": environment,
+        "hosts": hosts, "digest": release.build.digest if release.build else "",
+        "release_url": release.announcement.release_url or "", "changelog": release.changelog or "",
+    }, override_dir=ctx.config.notify.templates_dir)
+    if not ctx.config.notify.announce:
+        release.announcement.notified = True
+        return
+    result = ctx.notifier.announce(f"{release.project} {release.tag} released to {environment}", body)
+    if result.failed:
+        raise CoordinatorError(f"notification failed for {', '.join(result.failed)}")
+    release.announcement.notified = True
+
+
+def _close_milestone(ctx: Context, release: Release) -> None:
+    milestone = ctx.forge.find_milestone(release.version) or ctx.forge.find_milestone(release.tag)
+    if milestone is None:
+        ctx.out.info(f"no milestone named {release.version}: no issues to close")
+        release.announcement.milestone_closed = True
+        return
+    for issue in ctx.forge.issues_in_milestone(milestone, state="open"):
+        ctx.forge.close_issue(issue.number)
+        release.announcement.issues_closed.append(issue.number)
+        ctx.out.info(f"closed #{issue.number} {issue.title}")
+    if milestone.state != "closed":
+        ctx.forge.close_milestone(milestone.id)
+    release.announcement.milestone_closed = True
+
+
+STEPS = {"forge_release": _publish_release, "notification": _notify, "milestone": _close_milestone}
+
+
+def run_announce(ctx: Context, release: Release, save: Callable[[], None]) -> None:
+    from coordinator.audit import AuditEvent
+
+    done = {
+        "forge_release": release.announcement.forge_release_id is not None,
+        "notification": release.announcement.notified,
+        "milestone": release.announcement.milestone_closed,
+    }
+    pending: list[str] = []
+    for name, step in STEPS.items():
+        if done[name]:
+            continue
+        try:
+            step(ctx, release)
+        except CoordinatorError as exc:
+            ctx.out.warn(f"{name} pending: {exc.message}")
+            pending.append(name)
+        save()
+    release.announcement.pending = pending
+    if pending:
+        ctx.audit.append(AuditEvent.ANNOUNCE_PENDING, operator=ctx.operator, release_id=release.id, version=release.version,
+                         environment=ctx.config.promote_to, outcome="pending", data={"pending": pending})
+        raise AnnouncePending(f"{release.tag} is live and verified; announcement steps pending: {', '.join(pending)}. Run `coordinator resume`")
+    ctx.audit.append(AuditEvent.RELEASE_ANNOUNCED, operator=ctx.operator, release_id=release.id, version=release.version,
+                     environment=ctx.config.promote_to, outcome="completed",
+                     data={"release_url": release.announcement.release_url or "", "issues_closed": release.announcement.issues_closed,
+                           "digest": release.build.digest if release.build else "", "commit": release.commit_sha or "",
+                           "run_id": release.build.run_id if release.build else "",
+                           "run_url": release.build.run_url if release.build else ""})

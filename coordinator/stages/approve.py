@@ -1,0 +1,78 @@
+"""Stage 5, approve: the hard stop before production.
+
+An approval is bound to exactly one artifact (tag, commit, CI run, digest, smoke result);
+if any of them changes the approval is void. Without a TTY the gate never prompts: it
+stops with the documented "awaiting approval" exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from coordinator.context import Context
+from coordinator.errors import AwaitingApproval, GateRefused
+from coordinator.release import Approval, Release, ReleaseStatus, utcnow
+
+
+def gate_summary(ctx: Context, release: Release) -> str:
+    """The text the operator reads before saying yes: exactly what would be promoted."""
+    from coordinator.render import render
+
+    assert release.build is not None
+    staging = release.deployments.get(ctx.config.promote_from)
+    return render("gate_summary.txt.j2", {
+        "project": release.project, "version": release.version, "tag": release.tag,
+        "commit": release.commit_sha, "digest": release.build.digest, "image": release.build.image,
+        "smoke": release.smoke_result, "run_url": release.build.run_url, "run_id": release.build.run_id,
+        "staging_hosts": sorted(staging.hosts) if staging else [], "environment": ctx.config.promote_to,
+    }, override_dir=ctx.config.notify.templates_dir)
+
+
+def record_approval(ctx: Context, release: Release, operator: str, reason: str | None = None) -> Approval:
+    """Bind `operator`'s approval to the release's current artifact and audit it."""
+    from coordinator.audit import AuditEvent
+
+    if release.build is None or release.smoke_result != "passed":
+        raise GateRefused(f"{release.tag} has not passed {ctx.config.promote_from} yet: run `coordinator resume` first")
+    if ctx.config.approvals.forbid_self_approval and operator == release.operator:
+        raise GateRefused(f"{operator} started this release and self-approval is forbidden: ask another operator")
+    if any(a.operator == operator and a.matches(release) for a in release.approvals):
+        raise GateRefused(f"{operator} has already approved {release.tag} at {release.build.digest}")
+    approval = Approval(operator=operator, confirmed_at=utcnow(), tag=release.tag, commit_sha=release.commit_sha or "",
+                        run_id=release.build.run_id, digest=release.build.digest, smoke=release.smoke_result or "",
+                        reason=reason)
+    release.approvals.append(approval)
+    ctx.audit.append(AuditEvent.APPROVAL_RECORDED, operator=operator, release_id=release.id, version=release.version,
+                     environment=ctx.config.promote_to, outcome="approved",
+                     data={"confirmed_at": approval.confirmed_at.isoformat(), "tag": approval.tag,
+                           "commit": approval.commit_sha, "run_id": approval.run_id, "digest": approval.digest,
+                           "smoke": approval.smoke})
+    return approval
+
+
+def approvals_missing(ctx: Context, release: Release) -> int:
+    valid = release.valid_approvals()
+    expiry = ctx.config.approvals.expires_after_s
+    if expiry is not None:
+        valid = [a for a in valid if (utcnow() - a.confirmed_at).total_seconds() <= expiry]
+    return max(0, ctx.config.approvals.required - len({a.operator for a in valid}))
+
+
+def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
+    missing = approvals_missing(ctx, release)
+    if missing == 0:
+        ctx.out.info(f"approved by {', '.join(a.operator for a in release.valid_approvals())}")
+        return
+    summary = gate_summary(ctx, release)
+    ctx.out.line(summary)
+    if confirm is not None:
+        if not confirm(f"Promote {release.tag} ({release.build.digest if release.build else ''}) to {ctx.config.promote_to}?", release.version):
+            raise GateRefused(f"promotion of {release.tag} refused by {ctx.operator}; nothing was deployed to {ctx.config.promote_to}")
+        record_approval(ctx, release, ctx.operator)
+        if approvals_missing(ctx, release) == 0:
+            return
+    release.status = ReleaseStatus.AWAITING_APPROVAL
+    raise AwaitingApproval(
+        f"{release.tag} awaits {missing} approval(s) for {ctx.config.promote_to}: "
+        f"run `coordinator approve {release.version}` then `coordinator resume`"
+    )

@@ -1,0 +1,136 @@
+"""Deploying to an environment and rolling it back: the Ansible side of stage/promote/verify.
+
+The coordinator decides what to deploy (image by digest, version, who) and the playbooks
+do it; the playbooks report per host what runs there now, and this module turns that into
+the release record and the audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.ansible import PlaybookResult, run_playbook
+from coordinator.context import Context
+from coordinator.errors import DeployFailed, RollbackFailed, RolledBack
+from coordinator.release import Deployment, Release, ReleaseStatus, utcnow
+
+
+def _playbook(ctx: Context, release: Release, environment: str, playbook: str, extravars: dict[str, Any]) -> PlaybookResult:
+    env = ctx.config.environments[environment]
+    ctx.out.step(f"{playbook} on {environment} ({env.inventory})")
+    return run_playbook(
+        ansible_dir=ctx.config.ansible_dir,
+        playbook=playbook,
+        inventory=env.inventory,
+        extravars=extravars,
+        ident=f"{release.id}-{environment}-{playbook.removesuffix('.yml')}",
+        timeout_s=env.playbook_timeout_s,
+        on_progress=ctx.out.info,
+        cancel=ctx.cancel,
+    )
+
+
+def health_vars(ctx: Context, release: Release, environment: str) -> dict[str, Any]:
+    env = ctx.config.environments[environment]
+    assert release.build is not None
+    return {
+        "release_health_expected_version": release.version,
+        "release_health_expected_digest": release.build.digest,
+        "release_health_timeout": int(env.health_timeout_s),
+        "release_health_interval": env.health_interval_s,
+    }
+
+
+def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, Any]:
+    env = ctx.config.environments[environment]
+    assert release.build is not None
+    extravars: dict[str, Any] = {
+        "docker_release_image": release.build.image,
+        "docker_release_digest": release.build.digest,
+        "docker_release_version": release.version,
+        "docker_release_deployed_by": ctx.operator,
+        "docker_release_release_id": release.id,
+        **health_vars(ctx, release, environment),
+    }
+    if env.serial:
+        extravars["deploy_serial"] = env.serial
+    return extravars
+
+
+def deploy_environment(ctx: Context, release: Release, environment: str) -> PlaybookResult:
+    """Run deploy.yml (deploy + per-host health) and record what each host runs now."""
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    deployment.started_at = deployment.started_at or utcnow()
+    result = _playbook(ctx, release, environment, "deploy.yml", deploy_vars(ctx, release, environment))
+    deployment.hosts.update(result.host_states())
+    deployment.outcome = "deployed" if result.ok else "failed"
+    deployment.finished_at = utcnow()
+    return result
+
+
+def verify_environment(ctx: Context, release: Release, environment: str) -> PlaybookResult:
+    """Run verify.yml: /health, /version and the running digest on every host."""
+    result = _playbook(ctx, release, environment, "verify.yml", health_vars(ctx, release, environment))
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    deployment.hosts.update(result.host_states())
+    return result
+
+
+def rollback_environment(ctx: Context, release: Release, environment: str, reason: str) -> None:
+    """Restore the previous release on `environment`; always raises (RolledBack or RollbackFailed)."""
+    from coordinator.audit import AuditEvent
+
+    assert release.build is not None
+    ctx.out.alarm(f"{environment} verification failed for {release.tag}: {reason}. Rolling back.")
+    ctx.audit.append(AuditEvent.DEPLOY_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
+                     environment=environment, outcome="failed",
+                     data={"reason": reason, "digest": release.build.digest, "commit": release.commit_sha or ""})
+    result = _playbook(ctx, release, environment, "rollback.yml", {"rollback_from_digest": release.build.digest})
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    deployment.hosts.update(result.host_states())
+    deployment.finished_at = utcnow()
+    restored = sorted({state.version or "?" for state in result.host_states().values()})
+    if result.ok:
+        deployment.outcome = "rolled_back"
+        release.status = ReleaseStatus.ROLLED_BACK
+        message = f"{environment}: {release.tag} failed ({reason}); rolled back to {', '.join(restored) or 'the previous release'}"
+        ctx.audit.append(AuditEvent.ROLLBACK_COMPLETED, operator=ctx.operator, release_id=release.id, version=release.version,
+                         environment=environment, outcome="rolled_back",
+                         data={"restored_versions": restored, "hosts": sorted(result.hosts), "bad_digest": release.build.digest})
+        _escalate(ctx, release, environment, reason, message, rolled_back=True)
+        ctx.out.alarm(message)
+        release.last_error = message
+        raise RolledBack(message)
+    deployment.outcome = "rollback_failed"
+    release.status = ReleaseStatus.ROLLBACK_FAILED
+    message = f"{environment}: {release.tag} failed ({reason}) AND the rollback failed: {result.summary()}. Act now: see README 'Manual rollback'"
+    ctx.audit.append(AuditEvent.ROLLBACK_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
+                     environment=environment, outcome="rollback_failed", data={"reason": result.summary()})
+    _escalate(ctx, release, environment, reason, message, rolled_back=False)
+    ctx.out.alarm(message)
+    release.last_error = message
+    raise RollbackFailed(message)
+
+
+def _escalate(ctx: Context, release: Release, environment: str, reason: str, message: str, *, rolled_back: bool) -> None:
+    from coordinator.render import render
+
+    body = render("escalation.md.j2", {
+        "project": release.project, "version": release.version, "tag": release.tag,
+        "environment": environment, "reason": reason, "summary": message, "rolled_back": rolled_back,
+        "digest": release.build.digest if release.build else "", "hosts": sorted(release.deployments.get(environment, Deployment(environment=environment)).hosts),
+        "operator": ctx.operator,
+    }, override_dir=ctx.config.notify.templates_dir)
+    result = ctx.notifier.escalate(f"[{release.project}] {'ROLLED BACK' if rolled_back else 'ROLLBACK FAILED'} {release.tag} on {environment}", body)
+    for failure in getattr(result, "failed", []) or []:
+        ctx.out.warn(f"escalation to {failure} failed")
+
+
+def fail_deploy(ctx: Context, release: Release, environment: str, result: PlaybookResult) -> None:
+    """A deploy before the gate failed: production untouched, say so and stop."""
+    from coordinator.audit import AuditEvent
+
+    message = f"{environment} deploy of {release.tag} failed: {result.summary()}"
+    ctx.audit.append(AuditEvent.STAGE_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
+                     environment=environment, outcome="failed", data={"reason": result.summary()})
+    raise DeployFailed(message)

@@ -1,0 +1,37 @@
+"""Stage 7, verify: every production host serves /health and /version with the approved digest.
+
+The deploy playbook already waited for health host by host; this is the independent
+check of the whole environment afterwards. Failure rolls back to the previous digest.
+"""
+
+from __future__ import annotations
+
+from coordinator.context import Context
+from coordinator.release import Release
+from coordinator.stages.deploy import rollback_environment, verify_environment
+
+
+def run_verify(ctx: Context, release: Release) -> None:
+    from coordinator.audit import AuditEvent
+
+    assert release.build is not None
+    environment = ctx.config.promote_to
+    result = verify_environment(ctx, release, environment)
+    if not result.ok:
+        rollback_environment(ctx, release, environment, result.summary())
+    mismatched = [host for host, state in result.host_states().items()
+                  if state.digest is not None and state.digest != release.build.digest]
+    if mismatched:
+        rollback_environment(ctx, release, environment, f"running digest differs from the approved one on {', '.join(mismatched)}")
+    deployment = release.deployments[environment]
+    deployment.outcome = "verified"
+    previous = sorted({s.previous_version for s in deployment.hosts.values() if s.previous_version})
+    ctx.audit.append(AuditEvent.DEPLOY_VERIFIED, operator=ctx.operator, release_id=release.id, version=release.version,
+                     environment=environment, outcome="verified",
+                     data={"digest": release.build.digest, "commit": release.commit_sha or "",
+                           "commit_time": release.commit_time.isoformat() if release.commit_time else "",
+                           "run_id": release.build.run_id, "run_url": release.build.run_url,
+                           "hosts": sorted(result.hosts), "previous_versions": previous,
+                           "approved_by": [a.operator for a in release.valid_approvals()],
+                           "confirmed_at": [a.confirmed_at.isoformat() for a in release.valid_approvals()]})
+    ctx.out.success(f"{environment} verified: {release.tag} ({release.build.digest}) healthy on {len(result.hosts)} host(s)")

@@ -1,0 +1,78 @@
+"""Where release records live, and the lock that keeps one coordinator per state dir.
+
+Records are JSON files written atomically (a reader never sees half a record); the lock
+is an OS file lock, so the kernel releases it when the process dies: no stale PID files
+after a `kill -9`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from coordinator.errors import LockHeld
+from coordinator.fsutil import atomic_write_text
+from coordinator.release import Release, utcnow
+
+
+class ReleaseStore:
+    """Release records under `<state_dir>/releases/<release id>.json`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.releases_dir = state_dir / "releases"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.state_dir / "audit.jsonl"
+
+    def ensure(self) -> None:
+        self.releases_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def path_for(self, release_id: str) -> Path:
+        return self.releases_dir / f"{release_id}.json"
+
+    def save(self, release: Release) -> None:
+        self.ensure()
+        release.updated_at = utcnow()
+        atomic_write_text(self.path_for(release.id), release.model_dump_json(indent=2) + "\n")
+
+    def load(self, release_id: str) -> Release | None:
+        path = self.path_for(release_id)
+        if not path.exists():
+            return None
+        return Release.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def all(self) -> list[Release]:
+        if not self.releases_dir.is_dir():
+            return []
+        releases = [
+            Release.model_validate_json(path.read_text(encoding="utf-8"))
+            for path in sorted(self.releases_dir.glob("*.json"))
+        ]
+        return sorted(releases, key=lambda release: release.created_at)
+
+    @contextmanager
+    def locked(self, purpose: str) -> Iterator[None]:
+        """Hold the state dir's lock for the duration; refuse at once if another holds it."""
+        self.ensure()
+        lock_path = self.state_dir / "coordinator.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = lock_path.read_text(encoding="utf-8").strip() or "another coordinator"
+                raise LockHeld(
+                    f"state dir {self.state_dir} is in use by {holder}: wait for it to finish "
+                    "(the lock is freed automatically when that process exits)"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "purpose": purpose, "since": utcnow().isoformat()}).encode())
+            yield
+        finally:
+            os.close(fd)

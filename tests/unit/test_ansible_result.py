@@ -1,0 +1,32 @@
+"""How playbook events become a typed result (no Ansible run needed)."""
+
+from coordinator.ansible import PlaybookResult, _read_stats
+
+
+def stats_event(**data):
+    return {"ok": {}, "changed": {}, "failures": {}, "dark": {}, "artifact_data": {}, **data}
+
+
+def test_unreachable_hosts_count_as_failed_even_when_ansible_says_successful():
+    result = PlaybookResult(playbook="deploy.yml", status="successful", rc=0)
+    _read_stats(result, stats_event(ok={"web1": 3}, dark={"web2": 1}))
+    assert result.failed_hosts == ["web2"]
+    assert not result.ok
+
+
+def test_reported_host_states_are_read_from_the_stats_artifact():
+    result = PlaybookResult(playbook="verify.yml", status="successful", rc=0)
+    digest = "sha256:" + "1" * 64
+    _read_stats(result, stats_event(ok={"web1": 2}, artifact_data={
+        "coordinator_hosts": {"web1": {"running_digest": digest, "version": "1.0.0", "healthy": True}}}))
+    state = result.host_states()["web1"]
+    assert state.digest == digest and state.version == "1.0.0" and state.healthy
+    assert result.ok
+
+
+def test_summary_names_the_failing_host_and_task():
+    result = PlaybookResult(playbook="deploy.yml", status="failed", rc=2)
+    _read_stats(result, stats_event(failures={"web1": 1}))
+    result.hosts["web1"].failed_task = "Wait for /health"
+    result.hosts["web1"].message = "timed out"
+    assert result.summary() == "web1 task 'Wait for /health' failed: timed out"
