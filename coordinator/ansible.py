@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordinator import failpoints
 from coordinator.release import HostState
 
 
@@ -97,11 +98,20 @@ def run_playbook(
     timeout_s: float = 1800,
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    scratch_dir: Path | None = None,
 ) -> PlaybookResult:
-    """Run `playbooks/<playbook>` against `inventory` and return what happened per host."""
+    """Run `playbooks/<playbook>` against `inventory` and return what happened per host.
+
+    `scratch_dir` holds the runner's private data dirs; leftovers of a killed run there are
+    removed before the next run starts (the caller holds the state-dir lock).
+    """
     import ansible_runner  # heavy: imported only when a playbook actually runs
 
-    private_dir = Path(tempfile.mkdtemp(prefix="coordinator-runner-"))
+    if scratch_dir is not None:
+        scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for leftover in scratch_dir.glob("run-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    private_dir = Path(tempfile.mkdtemp(prefix="run-" if scratch_dir else "coordinator-runner-", dir=scratch_dir))
     os.chmod(private_dir, 0o700)
     result = PlaybookResult(playbook=playbook, status="unknown", rc=-1)
     envvars = {
@@ -116,6 +126,8 @@ def run_playbook(
         data = event.get("event_data", {})
         host = data.get("host")
         kind = event.get("event")
+        if kind == "runner_on_ok":
+            failpoints.hit(f"during:{ident}")
         if kind == "runner_on_failed" and host and not data.get("ignore_errors"):
             outcome = result.hosts.setdefault(host, HostOutcome())
             outcome.failed = True

@@ -244,6 +244,52 @@ def plan(state: State, version: str, as_json: bool) -> None:
     _plan(state, version, as_json=as_json)
 
 
+@cli.command()
+@click.option("--window", "window_days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="Days of history to count, ending now.")
+@click.option("--env", "environments", multiple=True, help="Only these environments (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def metrics(state: State, window_days: int, environments: tuple[str, ...], as_json: bool) -> None:
+    """DORA figures per environment, computed from the audit trail alone.
+
+    Deployment frequency, lead time for changes (commit → verified in production), change
+    failure rate (deploys that failed verification) and time to restore.
+    """
+    from datetime import timedelta
+
+    from coordinator.metrics import dora_metrics
+
+    ctx = state.context()
+    report = dora_metrics(ctx.audit.records(), window=timedelta(days=window_days), environments=list(environments) or None)
+    ctx.out.line(report.model_dump_json(indent=2) if as_json else report.to_table())
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def config_check(state: State, as_json: bool) -> None:
+    """Validate the config file and print the resolved configuration, secrets redacted."""
+    import yaml
+
+    from coordinator.config import redacted_view
+
+    ctx = state.context()
+    view = redacted_view(ctx.config)
+    token_source = f"env {ctx.config.forge.token_env}" + (f" or file {ctx.config.forge.token_file}" if ctx.config.forge.token_file else "")
+    view["forge"]["token"] = f"(from {token_source}; not shown)"
+    if as_json:
+        ctx.out.line(json.dumps(view, indent=2))
+        return
+    ctx.out.line(yaml.safe_dump(view, sort_keys=False).rstrip())
+    ctx.out.success(f"{state.config_path} is valid")
+
+
 def main() -> None:
     """Entry point: run the CLI and turn errors into their documented exit codes."""
     debug = "--debug" in sys.argv

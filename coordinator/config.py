@@ -279,3 +279,21 @@ def load_config(path: Path) -> Config:
         problems = [_describe(error) for error in exc.errors()]
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
     return config.resolve_paths(path.resolve().parent)
+
+
+def redact_url(url: str) -> str:
+    """Show where a notification URL points, never its credentials or token-bearing path."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    suffix = "/***" if (parts.path.strip("/") or parts.query or parts.username or parts.password) else ""
+    return f"{parts.scheme}://{host}{port}{suffix}"
+
+
+def redacted_view(config: Config) -> dict[str, Any]:
+    """The resolved configuration as data, safe to print: notification URLs reduced to host."""
+    data = config.model_dump(mode="json")
+    notify = data.get("notify", {})
+    for key in ("announce", "escalate"):
+        notify[key] = [redact_url(url) for url in notify.get(key, [])]
+    return data

@@ -7,8 +7,10 @@ stage probes the world before acting, so re-running it changes nothing that is d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from coordinator import failpoints
 from coordinator.context import Context
 from coordinator.errors import (
     AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, GateRefused, Interrupted,
@@ -104,7 +106,13 @@ class Driver:
                 self.ctx.out.step(f"{stage.value}: {release.tag}")
                 release.intent = Intent(action=stage.value, started_at=utcnow())
                 self._save(release)
-                self._run_stage(stage, release)
+                failpoints.hit(f"before:{stage.value}")
+                started = time.monotonic()
+                try:
+                    self._run_stage(stage, release)
+                finally:
+                    release.stage_seconds[stage.value] = round(time.monotonic() - started, 3)
+                failpoints.hit(f"after:{stage.value}")
                 release.intent = None
                 release.mark_completed(stage)
                 self._save(release)

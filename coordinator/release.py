@@ -106,6 +106,7 @@ class Announcement(Record):
     release_url: str | None = None
     forge_release_id: int | None = None
     notified: bool = False
+    notify_attempted: bool = False
     issues_closed: list[int] = Field(default_factory=list)
     milestone_closed: bool = False
     pending: list[str] = Field(default_factory=list)
@@ -136,6 +137,7 @@ class Release(Record):
     smoke_result: str | None = None  # of the environment before the gate; part of the approval
     approvals: list[Approval] = Field(default_factory=list)
     announcement: Announcement = Field(default_factory=Announcement)
+    stage_seconds: dict[str, float] = Field(default_factory=dict)  # wall time of each stage's last run
     intent: Intent | None = None
     last_error: str | None = None
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from coordinator import failpoints
 from coordinator.context import Context
 from coordinator.errors import AnnouncePending, CoordinatorError
 from coordinator.release import Release
 
 
-def _publish_release(ctx: Context, release: Release) -> None:
+def _publish_release(ctx: Context, release: Release, save: Callable[[], None]) -> None:
     from coordinator.render import render
 
     head = ctx.audit.head_hash()
@@ -30,7 +31,7 @@ def _publish_release(ctx: Context, release: Release) -> None:
     ctx.out.info(f"forge release {published.html_url}")
 
 
-def _notify(ctx: Context, release: Release) -> None:
+def _notify(ctx: Context, release: Release, save: Callable[[], None]) -> None:
     from coordinator.render import render
 
     if release.announcement.notified:
@@ -45,13 +46,21 @@ def _notify(ctx: Context, release: Release) -> None:
     if not ctx.config.notify.announce:
         release.announcement.notified = True
         return
+    if release.announcement.notify_attempted:
+        # A crash hit between sending and recording: the message may be out already.
+        ctx.out.warn("a notification may already have been sent before an interruption; not sending it twice")
+        release.announcement.notified = True
+        return
+    release.announcement.notify_attempted = True
+    save()
     result = ctx.notifier.announce(f"{release.project} {release.tag} released to {environment}", body)
     if result.failed:
+        release.announcement.notify_attempted = False  # known not delivered: safe to retry
         raise CoordinatorError(f"notification failed for {', '.join(result.failed)}")
     release.announcement.notified = True
 
 
-def _close_milestone(ctx: Context, release: Release) -> None:
+def _close_milestone(ctx: Context, release: Release, save: Callable[[], None]) -> None:
     milestone = ctx.forge.find_milestone(release.version) or ctx.forge.find_milestone(release.tag)
     if milestone is None:
         ctx.out.info(f"no milestone named {release.version}: no issues to close")
@@ -82,11 +91,12 @@ def run_announce(ctx: Context, release: Release, save: Callable[[], None]) -> No
         if done[name]:
             continue
         try:
-            step(ctx, release)
+            step(ctx, release, save)
         except CoordinatorError as exc:
             ctx.out.warn(f"{name} pending: {exc.message}")
             pending.append(name)
         save()
+        failpoints.hit(f"after:announce.{name}")
     release.announcement.pending = pending
     if pending:
         ctx.audit.append(AuditEvent.ANNOUNCE_PENDING, operator=ctx.operator, release_id=release.id, version=release.version,

@@ -26,7 +26,7 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
         ident=f"{release.id}-{environment}-{playbook.removesuffix('.yml')}",
         timeout_s=env.playbook_timeout_s,
         on_progress=ctx.out.info,
-        cancel=ctx.cancel,
+        cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner",
     )
 
 
@@ -97,7 +97,7 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
         ctx.audit.append(AuditEvent.ROLLBACK_COMPLETED, operator=ctx.operator, release_id=release.id, version=release.version,
                          environment=environment, outcome="rolled_back",
                          data={"restored_versions": restored, "hosts": sorted(result.hosts), "bad_digest": release.build.digest})
-        _escalate(ctx, release, environment, reason, message, rolled_back=True)
+        _escalate(ctx, release, environment, reason, message, rolled_back=True, restored=restored)
         ctx.out.alarm(message)
         release.last_error = message
         raise RolledBack(message)
@@ -112,14 +112,15 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     raise RollbackFailed(message)
 
 
-def _escalate(ctx: Context, release: Release, environment: str, reason: str, message: str, *, rolled_back: bool) -> None:
+def _escalate(ctx: Context, release: Release, environment: str, reason: str, message: str, *, rolled_back: bool,
+              restored: list[str] | None = None) -> None:
     from coordinator.render import render
 
     body = render("escalation.md.j2", {
         "project": release.project, "version": release.version, "tag": release.tag,
         "environment": environment, "reason": reason, "summary": message, "rolled_back": rolled_back,
         "digest": release.build.digest if release.build else "", "hosts": sorted(release.deployments.get(environment, Deployment(environment=environment)).hosts),
-        "operator": ctx.operator,
+        "operator": ctx.operator, "restored_versions": restored or [],
     }, override_dir=ctx.config.notify.templates_dir)
     result = ctx.notifier.escalate(f"[{release.project}] {'ROLLED BACK' if rolled_back else 'ROLLBACK FAILED'} {release.tag} on {environment}", body)
     for failure in getattr(result, "failed", []) or []:
