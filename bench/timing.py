@@ -1,0 +1,37 @@
+"""Small measuring helpers: medians of repeated runs, and waiting for a URL to come back."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import httpx
+
+
+def median_of(runs: int, measure: Callable[[int], float]) -> tuple[float, list[float]]:
+    """Call `measure(i)` `runs` times; return the median and the raw figures (seconds)."""
+    figures = [measure(i) for i in range(runs)]
+    return statistics.median(figures), figures
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def wait_until_serving(url: str, version: str, deadline_s: float = 120.0, interval_s: float = 0.05) -> float:
+    """Poll `url`/version until it answers 200 with `version`; return when (perf_counter)."""
+    deadline = time.monotonic() + deadline_s
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                health = client.get(f"{url}/health")
+                served = client.get(f"{url}/version")
+                if health.status_code == 200 and served.status_code == 200 and served.text.strip() == version:
+                    return time.perf_counter()
+            except httpx.HTTPError:
+                pass
+            time.sleep(interval_s)
+    raise TimeoutError(f"{url} did not serve {version} within {deadline_s:.0f}s")
