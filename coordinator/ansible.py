@@ -193,5 +193,7 @@ def _progress_line(kind: str | None, data: dict[str, Any]) -> str | None:
                  "runner_on_skipped": "skipped"}[kind]
         if kind == "runner_on_ok" and data.get("res", {}).get("changed"):
             state = "changed"
+        if state in ("ok", "skipped"):
+            return None  # only what changes or fails is worth a line
         return f"  {data.get('host', '?')}: {data.get('task', '')} [{state}]"
     return None

@@ -265,6 +265,51 @@ def metrics(state: State, window_days: int, environments: tuple[str, ...], as_js
     ctx.out.line(report.model_dump_json(indent=2) if as_json else report.to_table())
 
 
+@cli.group()
+def lock() -> None:
+    """Read or clear the deploy lock held on an environment's hosts."""
+
+
+@lock.command("status")
+@click.argument("environment")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def lock_status(state: State, environment: str, as_json: bool) -> None:
+    """Show who holds the deploy lock on each host of ENVIRONMENT, since when, until when."""
+    from coordinator import locks
+
+    ctx = state.context()
+    found = locks.status(ctx, environment)
+    if as_json:
+        ctx.out.line(json.dumps(found, indent=2, default=str))
+        return
+    for host, info in sorted(found.items()):
+        if not info.get("held"):
+            ctx.out.line(f"{host}: free")
+            continue
+        expired = " (EXPIRED: may be taken over)" if info.get("expired") else ""
+        ctx.out.line(f"{host}: held by {info.get('owner')} since {info.get('acquired_at')} until {info.get('expires_at')}"
+                     f"{expired}; reason {info.get('reason')!r}, version {info.get('version')}, id {info.get('lock_id')}")
+
+
+@lock.command("release")
+@click.argument("environment")
+@click.option("--lock-id", required=True, help="The lock's id, from `coordinator lock status` (a nonce against accidents).")
+@click.option("--force", is_flag=True, help="Release even if the id does not match (someone else's lock).")
+@click.option("--reason", help="Why (audited; required with --force).")
+@pass_state
+def lock_release(state: State, environment: str, lock_id: str, force: bool, reason: str | None) -> None:
+    """Release the deploy lock on ENVIRONMENT's hosts (audited)."""
+    from coordinator import locks
+    from coordinator.errors import UsageError
+
+    if force and not reason:
+        raise UsageError("--force needs --reason TEXT: breaking someone else's lock is audited")
+    ctx = state.context()
+    locks.release(ctx, environment, lock_id=lock_id, force=force, reason=reason)
+    ctx.out.success(f"lock on {environment} released")
+
+
 @cli.group("config")
 def config_group() -> None:
     """Inspect the configuration."""

@@ -76,6 +76,7 @@ class Deployment(Record):
     finished_at: datetime | None = None
     hosts: dict[str, HostState] = Field(default_factory=dict)
     outcome: str | None = None  # deployed, verified, failed, rolled_back, rollback_failed
+    lock_id: str | None = None  # our host-side deploy lock while we hold it
 
 
 class Approval(Record):

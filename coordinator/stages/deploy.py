@@ -7,11 +7,12 @@ the release record and the audit trail.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from coordinator.ansible import PlaybookResult, run_playbook
 from coordinator.context import Context
-from coordinator.errors import DeployFailed, RollbackFailed, RolledBack
+from coordinator.errors import DeployFailed, LockHeld, RollbackFailed, RolledBack
 from coordinator.release import Deployment, Release, ReleaseStatus, utcnow
 
 
@@ -41,6 +42,34 @@ def health_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
     }
 
 
+def lock_id_for(release: Release, environment: str) -> str:
+    """Deterministic per release and environment, so a resumed run re-enters its own lock."""
+    seed = f"{release.id}|{release.created_at.isoformat()}|{environment}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def take_lock(ctx: Context, release: Release, environment: str) -> str:
+    from coordinator import locks
+
+    lock_id = lock_id_for(release, environment)
+    locks.acquire(ctx, environment, lock_id=lock_id, version=release.version,
+                  reason=f"release {release.tag}", release_id=release.id)
+    release.deployments.setdefault(environment, Deployment(environment=environment)).lock_id = lock_id
+    return lock_id
+
+
+def drop_lock(ctx: Context, release: Release, environment: str) -> None:
+    """Give our lock back; a failure here is reported, never turned into a failed release."""
+    from coordinator import locks
+
+    try:
+        locks.release(ctx, environment, lock_id=lock_id_for(release, environment), release_id=release.id)
+    except LockHeld as exc:
+        ctx.out.warn(f"{exc.message} (it expires by itself)")
+        return
+    release.deployments.setdefault(environment, Deployment(environment=environment)).lock_id = None
+
+
 def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, Any]:
     env = ctx.config.environments[environment]
     assert release.build is not None
@@ -50,6 +79,7 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
         "docker_release_version": release.version,
         "docker_release_deployed_by": ctx.operator,
         "docker_release_release_id": release.id,
+        "deploy_lock_id": lock_id_for(release, environment),
         **health_vars(ctx, release, environment),
     }
     if env.serial:
@@ -85,7 +115,12 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     ctx.audit.append(AuditEvent.DEPLOY_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
                      environment=environment, outcome="failed",
                      data={"reason": reason, "digest": release.build.digest, "commit": release.commit_sha or ""})
-    result = _playbook(ctx, release, environment, "rollback.yml", {"rollback_from_digest": release.build.digest})
+    result = _playbook(ctx, release, environment, "rollback.yml", {
+        "deploy_lock_id": lock_id_for(release, environment),
+        "rollback_reason": f"{release.tag} failed verification: {reason}"[:200],
+        "rollback_release_id": release.id,
+        **{k: v for k, v in health_vars(ctx, release, environment).items() if k in ("release_health_timeout", "release_health_interval")},
+    })
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     deployment.hosts.update(result.host_states())
     deployment.finished_at = utcnow()
@@ -98,12 +133,14 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
                          environment=environment, outcome="rolled_back",
                          data={"restored_versions": restored, "hosts": sorted(result.hosts), "bad_digest": release.build.digest})
         _escalate(ctx, release, environment, reason, message, rolled_back=True, restored=restored)
+        drop_lock(ctx, release, environment)
         ctx.out.alarm(message)
         release.last_error = message
         raise RolledBack(message)
     deployment.outcome = "rollback_failed"
     release.status = ReleaseStatus.ROLLBACK_FAILED
-    message = f"{environment}: {release.tag} failed ({reason}) AND the rollback failed: {result.summary()}. Act now: see README 'Manual rollback'"
+    message = (f"{environment}: {release.tag} failed ({reason}) AND the rollback failed: {result.summary()}. "
+               f"Act now: see README 'Manual rollback'. The deploy lock stays held (id {lock_id_for(release, environment)})")
     ctx.audit.append(AuditEvent.ROLLBACK_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
                      environment=environment, outcome="rollback_failed", data={"reason": result.summary()})
     _escalate(ctx, release, environment, reason, message, rolled_back=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from coordinator.context import Context
 from coordinator.release import Release
-from coordinator.stages.deploy import rollback_environment, verify_environment
+from coordinator.stages.deploy import drop_lock, rollback_environment, verify_environment
 
 
 def run_verify(ctx: Context, release: Release) -> None:
@@ -23,6 +23,7 @@ def run_verify(ctx: Context, release: Release) -> None:
                   if state.digest is not None and state.digest != release.build.digest]
     if mismatched:
         rollback_environment(ctx, release, environment, f"running digest differs from the approved one on {', '.join(mismatched)}")
+    drop_lock(ctx, release, environment)
     deployment = release.deployments[environment]
     deployment.outcome = "verified"
     previous = sorted({s.previous_version for s in deployment.hosts.values() if s.previous_version})

@@ -1,0 +1,79 @@
+"""The host-side deploy lock, taken through lock.yml before a deploy and held through
+verify and rollback.
+
+The lock id is kept in the release record, so a resumed release re-acquires its own lock
+(acquire is re-entrant by id) instead of locking itself out; a lock past its expiry is
+taken over and the takeover is audited and escalated.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from coordinator.ansible import PlaybookResult, run_playbook
+from coordinator.context import Context
+from coordinator.errors import LockHeld, UsageError
+
+
+def _lock_playbook(ctx: Context, environment: str, extravars: dict[str, Any], ident: str) -> PlaybookResult:
+    env = ctx.config.environments.get(environment)
+    if env is None:
+        raise UsageError(f"unknown environment {environment!r}: choose one of {', '.join(ctx.config.environments)}")
+    return run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="lock.yml", inventory=env.inventory,
+                        extravars=extravars, ident=ident, timeout_s=300, cancel=ctx.cancel,
+                        scratch_dir=ctx.config.state_dir / "runner")
+
+
+def new_lock_id() -> str:
+    return secrets.token_hex(8)
+
+
+def acquire(ctx: Context, environment: str, *, lock_id: str, version: str, reason: str, release_id: str | None = None) -> None:
+    """Take the deploy lock on every host of `environment`, or raise LockHeld naming the holder."""
+    from coordinator.audit import AuditEvent
+
+    result = _lock_playbook(ctx, environment, {
+        "deploy_lock_action": "acquire", "deploy_lock_owner": ctx.operator, "deploy_lock_reason": reason,
+        "deploy_lock_version": version, "deploy_lock_id": lock_id,
+    }, ident=f"lock-{environment}-acquire")
+    if not result.ok:
+        holders = []
+        for host, data in result.reported.items():
+            lock = data.get("lock") or {}
+            if data.get("error") and lock.get("owner"):
+                holders.append(f"{host}: held by {lock.get('owner')} since {lock.get('acquired_at')} "
+                               f"for {lock.get('reason') or lock.get('version') or '?'} (lock id {lock.get('lock_id')})")
+        detail = "; ".join(holders) or result.summary()
+        raise LockHeld(f"{environment} is locked: {detail}. Wait, or `coordinator lock release {environment} --lock-id ID`")
+    for host, data in result.reported.items():
+        taken = (data.get("lock") or {}).get("taken_over")
+        if taken:
+            ctx.audit.append(AuditEvent.LOCK_TAKEN_OVER, operator=ctx.operator, release_id=release_id, version=version,
+                             environment=environment, outcome="taken_over",
+                             data={"host": host, "previous_owner": str(taken.get("owner")), "expired_at": str(taken.get("expires_at"))})
+            ctx.notifier.escalate(f"expired deploy lock taken over on {environment}",
+                                  f"{ctx.operator} took over the expired lock of {taken.get('owner')} on {host}.")
+    ctx.audit.append(AuditEvent.LOCK_ACQUIRED, operator=ctx.operator, release_id=release_id, version=version,
+                     environment=environment, outcome="acquired", data={"hosts": sorted(result.hosts)})
+
+
+def release(ctx: Context, environment: str, *, lock_id: str, force: bool = False, reason: str | None = None,
+            release_id: str | None = None) -> None:
+    from coordinator.audit import AuditEvent
+
+    result = _lock_playbook(ctx, environment, {
+        "deploy_lock_action": "release", "deploy_lock_id": lock_id, "deploy_lock_force": force,
+    }, ident=f"lock-{environment}-release")
+    if not result.ok:
+        raise LockHeld(f"could not release the lock on {environment}: {result.summary()}")
+    ctx.audit.append(AuditEvent.LOCK_RELEASED, operator=ctx.operator, release_id=release_id, environment=environment,
+                     outcome="forced" if force else "released", data={"reason": reason or "", "lock_id": lock_id})
+
+
+def status(ctx: Context, environment: str) -> dict[str, dict[str, Any]]:
+    """Per host, the lock as found (held, owner, reason, version, since, expiry)."""
+    result = _lock_playbook(ctx, environment, {"deploy_lock_action": "status"}, ident=f"lock-{environment}-status")
+    if not result.ok:
+        raise LockHeld(f"could not read the lock on {environment}: {result.summary()}")
+    return {host: data.get("lock") or {} for host, data in result.reported.items()}

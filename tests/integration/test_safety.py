@@ -1,0 +1,128 @@
+"""Safety core on the real world: secrets never leak, locks are honoured, approvals bind."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coordinator.errors import ExitCode
+from sandbox.coordinator_config import REPO_ROOT
+from sandbox.forge_seed import REPO_API
+from tests.integration.conftest import ReleaseWorld
+
+pytestmark = pytest.mark.world
+
+PRODUCTION_INVENTORY = REPO_ROOT / "inventory" / "sandbox-production"
+HOST_STATE = Path("/var/lib/coordinator/sample-prod1")
+
+
+def ansible_playbook(*args: str) -> subprocess.CompletedProcess:
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
+    return subprocess.run([str(bin_dir / "ansible-playbook"), "-i", str(PRODUCTION_INVENTORY), *args],
+                          capture_output=True, text=True, cwd=REPO_ROOT, env=env, check=False)
+
+
+def files_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWorld):
+    rw = release_world
+    canary = f"canary-env-{secrets.token_hex(8)}"
+    token = (rw.world_dir / "forge-token").read_text().strip()
+    env = {"SAMPLE_API_SECRET": canary}
+    assert rw.coordinator("release", "1.0.0", env=env).returncode == ExitCode.AWAITING_APPROVAL
+    assert rw.coordinator("approve", "1.0.0", operator="ops-lead", env=env).returncode == 0
+    final = rw.coordinator("resume", env=env)
+    assert final.returncode == 0, final.stdout + final.stderr
+
+    env_file = HOST_STATE / "app.env"
+    assert canary in env_file.read_text(), "the secret must reach the host, or this test proves nothing"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    leaks = []
+    for output in rw.outputs:
+        for secret in (canary, token):
+            if secret in output:
+                leaks.append("command output")
+    written = files_under(rw.state_dir) + [HOST_STATE / "release.json"]
+    for runner_dir in Path("/tmp").glob("coordinator-runner-*"):
+        written += files_under(runner_dir)
+    for path in written:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for secret in (canary, token):
+            if secret in text and path != env_file:
+                leaks.append(str(path))
+    body = rw.forge.get(f"{REPO_API}/releases/tags/v1.0.0").json()["body"]
+    assert canary not in body and token not in body
+    assert leaks == []
+    assert not list(Path("/tmp").glob("coordinator-runner-*"))
+
+
+def test_a_lock_held_by_someone_else_stops_promotion_until_released(release_world: ReleaseWorld):
+    rw = release_world
+    held = ansible_playbook("playbooks/lock.yml", "-e", "deploy_lock_action=acquire", "-e", "deploy_lock_owner=alice",
+                            "-e", "deploy_lock_reason=hotfix", "-e", "deploy_lock_id=alicelock1234567", "-e", "deploy_lock_ttl=600")
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert rw.coordinator("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL
+    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == 0
+    blocked = rw.coordinator("resume")
+    assert blocked.returncode == ExitCode.LOCKED, blocked.stdout + blocked.stderr
+    assert "alice" in blocked.stderr
+    shown = rw.coordinator("lock", "status", "production")
+    assert "held by alice" in shown.stdout
+    freed = rw.coordinator("lock", "release", "production", "--lock-id", "alicelock1234567")
+    assert freed.returncode == 0, freed.stderr
+    done = rw.coordinator("resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "free" in rw.coordinator("lock", "status", "production").stdout
+
+
+def test_an_expired_lock_is_taken_over_and_audited(release_world: ReleaseWorld):
+    import time
+
+    rw = release_world
+    held = ansible_playbook("playbooks/lock.yml", "-e", "deploy_lock_action=acquire", "-e", "deploy_lock_owner=bob",
+                            "-e", "deploy_lock_reason=cancelled job", "-e", "deploy_lock_ttl=1")
+    assert held.returncode == 0, held.stdout + held.stderr
+    time.sleep(2)
+    assert rw.coordinator("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL
+    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == 0
+    assert rw.coordinator("resume").returncode == 0
+    events = json.loads(rw.coordinator("audit", "show", "--json").stdout)
+    assert any(e["event"] == "lock.taken_over" and e["data"]["previous_owner"] == "bob" for e in events)
+
+
+def test_an_approval_for_another_digest_does_not_promote(release_world: ReleaseWorld):
+    rw = release_world
+    assert rw.coordinator("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL
+    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == 0
+    path = rw.state_dir / "releases" / "sample-1.0.0.json"
+    record = json.loads(path.read_text())
+    record["build"]["digest"] = "sha256:" + "0" * 64  # the artifact changed after the approval
+    path.write_text(json.dumps(record))
+    result = rw.coordinator("resume")
+    assert result.returncode == ExitCode.AWAITING_APPROVAL
+    inspect = subprocess.run(["docker", "inspect", "sample-prod1"], capture_output=True, check=False)
+    assert inspect.returncode != 0, "production must not have been deployed"
+
+
+def test_self_approval_can_be_forbidden(release_world: ReleaseWorld):
+    rw = release_world
+    notify = {"announce": [rw.chat.url("json", "announce")], "escalate": [rw.chat.url("json", "escalate")]}
+    rw.rewrite_config(approvals={"required": 1, "forbid_self_approval": True}, notify=notify)
+    assert rw.coordinator("release", "1.0.0", operator="alice").returncode == ExitCode.AWAITING_APPROVAL
+    refused = rw.coordinator("approve", "1.0.0", operator="alice")
+    assert refused.returncode == ExitCode.GATE_REFUSED
+    assert "self-approval" in refused.stderr
+    assert rw.coordinator("approve", "1.0.0", operator="bob").returncode == 0
