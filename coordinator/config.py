@@ -120,8 +120,16 @@ class CIConfig(Strict):
     token_env: str | None = Field(None, description="Environment variable with the CI token (default: the forge's).")
     artifact_name: str = "artifact-manifest"
     manifest_url: str | None = Field(None, description="Where the artifact manifest lives for providers without artifacts; {tag} and {sha} are substituted.")
+    status_context: str | None = Field(None, description="commit-status provider: the status context of the tag build.")
+    ca_file: Path | None = Field(None, description="Custom CA for the CI API (default: the forge's).")
     timeout_s: float = Field(1800, gt=0, description="How long to wait for the tag's CI run.")
     poll_interval_s: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _separate_url(self) -> "CIConfig":
+        if self.provider in (CIProviderKind.GITHUB_ACTIONS, CIProviderKind.WOODPECKER) and not self.url:
+            raise ValueError(f"ci.url is required for provider {self.provider.value} (its API is not the forge's)")
+        return self
 
 
 class ImageConfig(Strict):
@@ -219,6 +227,7 @@ class Config(Strict):
         self.ansible_dir = absolute(self.ansible_dir)  # type: ignore[assignment]
         self.forge.token_file = absolute(self.forge.token_file)
         self.forge.ca_file = absolute(self.forge.ca_file)
+        self.ci.ca_file = absolute(self.ci.ca_file)
         self.image.registry_ca_file = absolute(self.image.registry_ca_file)
         self.notify.templates_dir = absolute(self.notify.templates_dir)
         for env in self.environments.values():

@@ -86,6 +86,8 @@ class Context:
             artifact_name=ci.artifact_name,
             manifest_url=ci.manifest_url,
             timeout=forge.timeout_s,
+            ca_file=ci.ca_file or forge.ca_file,
+            status_context=ci.status_context,
         )
 
     @cached_property

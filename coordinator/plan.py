@@ -26,12 +26,30 @@ class PlannedStage(BaseModel):
     done: bool = False
 
 
+class PlannedHost(BaseModel):
+    host: str
+    running_version: str | None = None
+    running_digest: str | None = None
+    state: str | None = None
+    lock: str = "free"
+    would_change: bool | None = None
+
+
+class PlannedEnvironment(BaseModel):
+    name: str
+    inventory: str
+    hosts: list[PlannedHost]
+    error: str | None = None
+
+
 class Plan(BaseModel):
     version: str
     tag: str
     commit: str | None
     checks: list[PlannedCheck]
     stages: list[PlannedStage]
+    environments: list[PlannedEnvironment] = []
+    artifact_digest: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -53,6 +71,8 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
 
             checks.append(Check("forge", False, exc.message))
     existing = ctx.store.load(release_id_for(config.project, version))
+    digest = existing.build.digest if existing and existing.build else _registry_digest(ctx, tag, checks)
+    environments = [_environment_state(ctx, name, digest) for name in config.environments]
     done = set(existing.completed) if existing else set()
     env_from, env_to = config.promote_from, config.promote_to
     actions = {
@@ -67,7 +87,38 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
     }
     stages = [PlannedStage(stage=s.value, action=actions[s.value], done=s in done) for s in STAGE_ORDER]
     return Plan(version=version, tag=tag, commit=sha,
-                checks=[PlannedCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks], stages=stages)
+                checks=[PlannedCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks], stages=stages,
+                environments=environments, artifact_digest=digest)
+
+
+def _registry_digest(ctx: Context, tag: str, checks: list) -> str | None:  # type: ignore[type-arg]
+    """The digest the registry has for the tag already (a rebuilt tag, or None before CI)."""
+    from coordinator.registry import resolve_digest
+
+    try:
+        return resolve_digest(ctx.config.image.name, tag, ca_file=ctx.config.image.registry_ca_file)
+    except CoordinatorError:
+        return None
+
+
+def _environment_state(ctx: Context, name: str, digest: str | None) -> PlannedEnvironment:
+    """What runs on each host now (status.yml: read-only), and whether the release changes it."""
+    from coordinator.ansible import run_playbook
+
+    env = ctx.config.environments[name]
+    result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="status.yml", inventory=env.inventory,
+                          extravars={}, ident=f"plan-status-{name}", timeout_s=300)
+    hosts = []
+    for host, data in sorted(result.reported.items()):
+        lock = data.get("lock") or {}
+        hosts.append(PlannedHost(
+            host=host, running_version=data.get("version"), running_digest=data.get("running_digest"),
+            state=data.get("state"),
+            lock=f"held by {lock.get('owner')} until {lock.get('expires_at')}" if lock.get("held") else "free",
+            would_change=None if digest is None else data.get("running_digest") != digest,
+        ))
+    return PlannedEnvironment(name=name, inventory=str(env.inventory), hosts=hosts,
+                              error=None if result.ok else result.summary())
 
 
 def print_plan(ctx: Context, plan: Plan) -> None:
@@ -76,4 +127,10 @@ def print_plan(ctx: Context, plan: Plan) -> None:
         ctx.out.line(f"  [{'pass' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
     for stage in plan.stages:
         ctx.out.line(f"  {'done' if stage.done else 'todo'} {stage.stage:<9} {stage.action}")
+    for env in plan.environments:
+        ctx.out.line(f"  {env.name} ({env.inventory}){': ' + env.error if env.error else ''}")
+        for host in env.hosts:
+            change = {True: "would change", False: "already runs it", None: "digest not built yet"}[host.would_change]
+            ctx.out.line(f"    {host.host}: runs {host.running_version or 'nothing'} ({(host.running_digest or '-')[:19]}), "
+                         f"{host.state or '-'}, lock {host.lock}; {change}")
     ctx.out.line("ready to release" if plan.ready else "NOT ready: fix the failed checks first")

@@ -52,6 +52,7 @@ class CIRun(BaseModel):
     conclusion: RunConclusion | None = None
     html_url: str = ""
     head_sha: str = ""
+    tag: str | None = None  # set by providers that know which tag the run built
     number: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -213,6 +214,8 @@ def wait_for_run(
     while True:
         try:
             run = provider.find_tag_run(tag, commit_sha) if run is None else provider.get_run(run.id)
+            if run is not None and run.tag is None:
+                run = run.model_copy(update={"tag": tag})
             unknown, last_error = 0, None
         except ForgeError as exc:
             if not _transient(exc):

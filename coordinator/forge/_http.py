@@ -102,9 +102,9 @@ def server_message(response: httpx.Response) -> str:
 class HttpSession:
     """A configured httpx client for one API root (`base_url`) and one credential.
 
-    The credential is set once as a default header and is never stored elsewhere, so it
-    cannot leak into URLs, reprs or error messages; as a last line of defence every error
-    message is scrubbed of it anyway.
+    The credential is set once as a default header (httpx masks it in reprs) and goes into
+    no URL; it is kept besides only to scrub it from every error message, in case a server
+    or proxy echoes it back.
     """
 
     def __init__(
@@ -158,9 +158,10 @@ class HttpSession:
 
     def endpoint(self, method: str, url: str) -> str:
         """`GET /api/v1/repos/…` without query string: what error messages name."""
-        path = urlsplit(url).path if "://" in url else url.split("?", 1)[0]
-        if "://" in url and origin(url) != origin(self.base_url):
-            path = f"{urlsplit(url).netloc}{path}"
+        absolute = self._url(url)
+        path = urlsplit(absolute).path
+        if origin(absolute) != origin(self.base_url):
+            path = f"{urlsplit(absolute).netloc}{path}"
         return f"{method} {path}"
 
     def status_error(self, method: str, url: str, response: httpx.Response, hint: str = "") -> ForgeError:
@@ -221,9 +222,8 @@ class HttpSession:
 
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception_type((httpx.TransportError, RetryableStatus)),
-            wait=tenacity.wait_exponential_jitter(
-                initial=policy.initial_backoff_s, max=policy.max_backoff_s, jitter=policy.jitter_s
-            ),
+            wait=tenacity.wait_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
+            + tenacity.wait_random(0, policy.jitter_s),
             stop=stop,
             sleep=self._sleep,
             reraise=True,
@@ -317,9 +317,12 @@ class HttpSession:
 
 
 def _total_count(response: httpx.Response, data: Any) -> int | None:
+    """The list's full length: `X-Total-Count`, or `total_count` in an object body."""
     header = response.headers.get("X-Total-Count")
     if header is not None and header.strip().isdigit():
         return int(header)
+    if isinstance(data, dict) and isinstance(data.get("total_count"), int):
+        return int(data["total_count"])
     return None
 
 

@@ -232,7 +232,7 @@ class GiteaClient:
         except httpx.TransportError as exc:
             raise self.http.transport_error("POST", path, exc, attempts) from None
         if response.status_code == 409:
-            error = self.http.status_error("POST", path, response, "a release for this tag already exists")
+            error = self.http.status_error("POST", path, response)
             raise ReleaseExists(error.message, endpoint=error.endpoint, status=409)
         if response.status_code != 201:
             raise self.http.status_error("POST", path, response)

@@ -37,6 +37,7 @@ class ReleaseWorld:
     forge: httpx.Client
     chat: Receiver
     outputs: list[str] = field(default_factory=list)
+    forge_url: str = "http://127.0.0.1:45300"
 
     def coordinator(self, *args: str, operator: str = "release-manager", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         argv = [sys.executable, "-m", "coordinator", "-c", str(self.config), *args]

@@ -1,0 +1,66 @@
+"""Forgejo Actions: its own API shapes (`commit_sha`, status words that include the
+conclusion, artifacts as a bare array, the zip answered 200 directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.ci._actions import actions_run, fetch_artifact_zip_manifest
+from coordinator.ci.base import DEFAULT_ARTIFACT_NAME, ArtifactManifest, CIRun
+from coordinator.forge._http import decode_json, segment
+from coordinator.forge.client import GiteaClient
+
+
+def is_tag_run(data: Any, tag: str, commit_sha: str) -> bool:
+    """A push run of this commit whose ref is the tag (`prettyref` is the short ref name)."""
+    if not isinstance(data, dict) or data.get("commit_sha") != commit_sha:
+        return False
+    if (data.get("event") or "push") != "push":
+        return False
+    ref = data.get("prettyref") or data.get("ref") or ""
+    return ref in (tag, f"refs/tags/{tag}")
+
+
+class ForgejoActionsProvider:
+    """CI runs of Forgejo Actions, read through Forgejo's API."""
+
+    kind = "forgejo-actions"
+
+    def __init__(self, client: GiteaClient, *, artifact_name: str = DEFAULT_ARTIFACT_NAME) -> None:
+        self.client = client
+        self.artifact_name = artifact_name
+
+    def __repr__(self) -> str:
+        return f"ForgejoActionsProvider({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
+
+    @staticmethod
+    def _run(data: Any, tag: str | None = None) -> CIRun:
+        return actions_run(data, tag=tag, sha_field="commit_sha", number_field="index_in_repo")
+
+    def find_tag_run(self, tag: str, commit_sha: str) -> CIRun | None:
+        path = f"{self.client.repo_path}/actions/runs"
+        params = {"event": "push", "head_sha": commit_sha}
+        candidates = [item for item in self.client.http.paginate(path, params=params, items_key="workflow_runs")
+                      if is_tag_run(item, tag, commit_sha)]
+        if not candidates:
+            return None
+        return self._run(max(candidates, key=lambda item: int(item.get("id") or 0)), tag)
+
+    def get_run(self, run_id: str) -> CIRun:
+        path = f"{self.client.repo_path}/actions/runs/{segment(run_id)}"
+        response = self.client.http.request("GET", path)
+        return self._run(decode_json(self.client.http, "GET", path, response))
+
+    def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
+        repo = self.client.repo_path
+        return fetch_artifact_zip_manifest(
+            self.client.http,
+            run=run,
+            list_path=f"{repo}/actions/runs/{segment(run.id)}/artifacts",
+            zip_path=f"{repo}/actions/artifacts/{{id}}/zip",
+            name=self.artifact_name,
+            items_key=None,
+        )

@@ -1,0 +1,65 @@
+"""Gitea Actions (1.25+): the tag's run found by commit, followed, and its artifact read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coordinator.ci._actions import actions_run, fetch_artifact_zip_manifest
+from coordinator.ci.base import DEFAULT_ARTIFACT_NAME, ArtifactManifest, CIRun
+from coordinator.forge._http import decode_json, segment
+from coordinator.forge.client import GiteaClient
+
+
+def is_tag_run(data: Any, commit_sha: str) -> bool:
+    """A push run of exactly this commit that is not a branch push.
+
+    Gitea has no tag filter: `branch=` becomes refs/heads/…, and tag runs omit
+    `head_branch`, so "push event, this sha, no head_branch" is what marks a tag run.
+    """
+    return (
+        isinstance(data, dict)
+        and data.get("head_sha") == commit_sha
+        and (data.get("event") or "push") == "push"
+        and not data.get("head_branch")
+    )
+
+
+class GiteaActionsProvider:
+    """CI runs of Gitea's built-in Actions, read through the forge API."""
+
+    kind = "gitea-actions"
+
+    def __init__(self, client: GiteaClient, *, artifact_name: str = DEFAULT_ARTIFACT_NAME) -> None:
+        self.client = client
+        self.artifact_name = artifact_name
+
+    def __repr__(self) -> str:
+        return f"GiteaActionsProvider({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def find_tag_run(self, tag: str, commit_sha: str) -> CIRun | None:
+        path = f"{self.client.repo_path}/actions/runs"
+        params = {"event": "push", "head_sha": commit_sha}
+        # Newest first: the first tag run for the commit is the one to follow.
+        for item in self.client.http.paginate(path, params=params, items_key="workflow_runs"):
+            if is_tag_run(item, commit_sha):
+                return actions_run(item, tag=tag)
+        return None
+
+    def get_run(self, run_id: str) -> CIRun:
+        path = f"{self.client.repo_path}/actions/runs/{segment(run_id)}"
+        response = self.client.http.request("GET", path)
+        return actions_run(decode_json(self.client.http, "GET", path, response))
+
+    def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
+        repo = self.client.repo_path
+        return fetch_artifact_zip_manifest(
+            self.client.http,
+            run=run,
+            list_path=f"{repo}/actions/runs/{segment(run.id)}/artifacts",
+            zip_path=f"{repo}/actions/artifacts/{{id}}/zip",
+            name=self.artifact_name,
+            items_key="artifacts",
+        )

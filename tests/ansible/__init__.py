@@ -1,0 +1,1 @@
+"""Tests of the Ansible content: lint, molecule scenarios and playbook runs."""

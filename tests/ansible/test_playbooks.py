@@ -1,0 +1,335 @@
+"""The playbooks, run as an operator would: plain ansible-playbook against loopback hosts.
+
+The hosts are inventory entries on ``ansible_connection: local`` sharing the one Docker
+engine, each with its own container name, port and state directory. Scenarios whose
+result several tests only read are set up once per module (the ``*_scenario`` fixtures).
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from dataclasses import dataclass
+
+import pytest
+
+from tests.ansible.conftest import (
+    CANARY_SECRET,
+    Images,
+    Inventory,
+    InventoryFactory,
+    PlaybookRun,
+    deploy_vars,
+    docker_inspect,
+    run_playbook,
+    running_digest,
+)
+
+
+@dataclass
+class Scenario:
+    inventory: Inventory
+    runs: dict[str, PlaybookRun]
+
+
+@pytest.fixture(scope="module")
+def deployed_scenario(images: Images, make_shared_inventory: InventoryFactory) -> Scenario:
+    """One host on 1.0.0, deployed by deploy.yml, and status.yml run on it."""
+    inventory = make_shared_inventory(["web"])
+    deploy = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"]))
+    assert not deploy.failed, deploy.output
+    return Scenario(inventory, {"deploy": deploy, "status": run_playbook("status.yml", inventory.path)})
+
+
+@pytest.fixture(scope="module")
+def rolled_back_scenario(images: Images, make_shared_inventory: InventoryFactory) -> Scenario:
+    """One host deployed 1.0.0 then 2.0.0, then rolled back with plain rollback.yml."""
+    inventory = make_shared_inventory(["web"])
+    for version in ("1.0.0", "2.0.0"):
+        deploy = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample[version]))
+        assert not deploy.failed, deploy.output
+    return Scenario(inventory, {"rollback": run_playbook("rollback.yml", inventory.path)})
+
+
+@pytest.fixture(scope="module")
+def exiting_scenario(images: Images, make_shared_inventory: InventoryFactory) -> Scenario:
+    """One host on 1.0.0, then deploy.yml of an image whose entrypoint exits at once."""
+    inventory = make_shared_inventory(["web"])
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"])).failed
+    deploy = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["3.0.0"], release_health_timeout=300))
+    return Scenario(inventory, {"deploy": deploy})
+
+
+# deploy.yml
+
+
+def test_deploy_runs_the_release_pinned_by_digest(deployed_scenario: Scenario, images: Images) -> None:
+    release = images.sample["1.0.0"]
+    container = docker_inspect(deployed_scenario.inventory.container("web"))
+    assert container["Config"]["Image"] == f"{release.name}@{release.digest}"
+    assert running_digest(deployed_scenario.inventory.container("web")) == release.digest
+
+
+def test_deploy_sets_restart_policy_init_labels_and_loopback_port(deployed_scenario: Scenario) -> None:
+    container = docker_inspect(deployed_scenario.inventory.container("web"))
+    assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert container["HostConfig"]["Init"] is True
+    assert container["Config"]["StopTimeout"] == 2
+    assert container["Config"]["Labels"]["coordinator.version"] == "1.0.0"
+    assert container["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostIp"] == "127.0.0.1"
+
+
+def test_deploy_reports_the_host_through_set_stats(deployed_scenario: Scenario, images: Images) -> None:
+    host = deployed_scenario.runs["deploy"].hosts["web"]
+    assert host["running_digest"] == images.sample["1.0.0"].digest
+    assert host["version"] == "1.0.0"
+    assert host["healthy"] is True
+    assert host["previous_digest"] is None
+
+
+def test_deploy_records_the_verified_release_on_the_host(deployed_scenario: Scenario, images: Images) -> None:
+    record = deployed_scenario.inventory.record("web")
+    assert record["current"]["digest"] == images.sample["1.0.0"].digest
+    assert record["current"]["deployed_by"] == "pytest"
+    assert record["current"]["release_id"] == "test-release"
+    assert record["current"]["verified"] is True
+    assert record["previous"] is None
+
+
+def test_deploy_writes_the_env_file_private(deployed_scenario: Scenario) -> None:
+    inventory = deployed_scenario.inventory
+    env_file = inventory.state_root / inventory.container("web") / "app.env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert f"SAMPLE_API_SECRET={CANARY_SECRET}" in env_file.read_text()
+
+
+def test_the_secret_never_appears_in_playbook_output(deployed_scenario: Scenario) -> None:
+    for run in deployed_scenario.runs.values():
+        assert CANARY_SECRET not in run.output
+
+
+def test_redeploying_the_same_digest_changes_nothing(deployed_scenario: Scenario, images: Images) -> None:
+    again = run_playbook("deploy.yml", deployed_scenario.inventory.path, deploy_vars(images.sample["1.0.0"]))
+
+    assert not again.failed, again.output
+    assert again.stats["web"]["changed"] == 0
+
+
+def test_deploy_of_an_exiting_image_fails_early(exiting_scenario: Scenario) -> None:
+    run = exiting_scenario.runs["deploy"]
+    assert run.failed
+    assert "not waiting for the deadline" in run.output
+    assert "failed on web" in run.output
+
+
+def test_deploy_of_an_exiting_image_restores_the_previous_release(exiting_scenario: Scenario, images: Images) -> None:
+    inventory = exiting_scenario.inventory
+    assert running_digest(inventory.container("web")) == images.sample["1.0.0"].digest
+    assert exiting_scenario.runs["deploy"].hosts["web"]["rolled_back"] is True
+    assert inventory.record("web")["previous"]["digest"] == images.sample["3.0.0"].digest
+    assert inventory.record("web")["previous"]["bad"] is True
+
+
+def test_a_failing_batch_rolls_back_every_host_this_run_moved(images: Images, make_inventory: InventoryFactory) -> None:
+    names = ["fleet1", "fleet2", "fleet3", "fleet4", "fleet5"]
+    # fleet4's app refuses to start as 2.0.0, so the second batch (fleet3, fleet4) fails.
+    inventory = make_inventory(names, {"fleet4": {"docker_release_env": {"REFUSE_VERSION": "2.0.0"}}})
+    old, new = images.fleet["1.0.0"], images.fleet["2.0.0"]
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(old, deploy_serial="100%")).failed
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(new, deploy_serial=2))
+
+    assert run.failed
+    assert "failed on fleet4" in run.output
+    for name in names:
+        assert running_digest(inventory.container(name)) == old.digest, name
+    for name in ["fleet1", "fleet2", "fleet3", "fleet4"]:
+        assert run.hosts[name]["rolled_back"] is True, name
+        assert inventory.record(name)["previous"]["digest"] == new.digest, name
+    assert "fleet5" not in run.hosts
+    assert inventory.record("fleet5")["previous"] is None
+
+
+# verify.yml
+
+
+def test_verify_passes_on_the_recorded_release_without_extra_vars(deployed_scenario: Scenario, images: Images) -> None:
+    run = run_playbook("verify.yml", deployed_scenario.inventory.path)
+
+    assert not run.failed, run.output
+    assert run.hosts["web"] == {"healthy": True, "version": "1.0.0", "running_digest": images.sample["1.0.0"].digest}
+
+
+def test_verify_fails_on_a_digest_other_than_the_running_one(deployed_scenario: Scenario, images: Images) -> None:
+    run = run_playbook(
+        "verify.yml", deployed_scenario.inventory.path, {"release_health_expected_digest": images.sample["2.0.0"].digest}
+    )
+
+    assert run.failed
+    assert run.hosts["web"]["healthy"] is False
+    assert images.sample["2.0.0"].digest in run.hosts["web"]["error"]
+
+
+def test_verify_fails_early_when_the_container_exits(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    exiting = images.sample["3.0.0"]
+    run_playbook("deploy.yml", inventory.path, deploy_vars(exiting, deploy_rollback_on_failure=False))
+
+    run = run_playbook(
+        "verify.yml",
+        inventory.path,
+        {"release_health_expected_version": "3.0.0", "release_health_expected_digest": exiting.digest},
+    )
+
+    assert run.failed
+    assert "not waiting for the deadline" in run.output
+    assert run.hosts["web"]["healthy"] is False
+
+
+# rollback.yml
+
+
+def test_manual_rollback_restores_the_previous_digest(rolled_back_scenario: Scenario, images: Images) -> None:
+    run = rolled_back_scenario.runs["rollback"]
+    assert not run.failed, run.output
+    assert running_digest(rolled_back_scenario.inventory.container("web")) == images.sample["1.0.0"].digest
+    assert run.hosts["web"]["running_digest"] == images.sample["1.0.0"].digest
+    assert run.hosts["web"]["rolled_back"] is True
+
+
+def test_rollback_swaps_the_record_and_marks_the_bad_release(rolled_back_scenario: Scenario, images: Images) -> None:
+    record = rolled_back_scenario.inventory.record("web")
+    assert record["current"]["digest"] == images.sample["1.0.0"].digest
+    assert record["current"]["verified"] is True
+    assert record["previous"]["digest"] == images.sample["2.0.0"].digest
+    assert record["previous"]["bad"] is True
+
+
+def test_status_reports_what_runs_and_what_ran_before(rolled_back_scenario: Scenario, images: Images) -> None:
+    run = run_playbook("status.yml", rolled_back_scenario.inventory.path)
+
+    assert not run.failed, run.output
+    host = run.hosts["web"]
+    assert host["running_digest"] == images.sample["1.0.0"].digest
+    assert host["version"] == "1.0.0"
+    assert host["state"] == "running"
+    assert host["previous_digest"] == images.sample["2.0.0"].digest
+    assert host["lock"]["held"] is False
+
+
+def test_a_second_rollback_keeps_the_rolled_back_release(rolled_back_scenario: Scenario, images: Images) -> None:
+    again = run_playbook("rollback.yml", rolled_back_scenario.inventory.path)
+
+    assert not again.failed, again.output
+    assert "already rolled back" in again.output
+    assert again.stats["web"]["changed"] == 0
+    assert running_digest(rolled_back_scenario.inventory.container("web")) == images.sample["1.0.0"].digest
+
+
+def test_rollback_to_an_explicit_release(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["2.0.0"])).failed
+
+    run = run_playbook(
+        "rollback.yml",
+        inventory.path,
+        {"rollback_digest": images.sample["1.0.0"].digest, "rollback_version": "1.0.0"},
+    )
+
+    assert not run.failed, run.output
+    assert running_digest(inventory.container("web")) == images.sample["1.0.0"].digest
+
+
+def test_rollback_without_a_previous_release_fails_clearly(deployed_scenario: Scenario, images: Images) -> None:
+    run = run_playbook("rollback.yml", deployed_scenario.inventory.path)
+
+    assert run.failed
+    assert "no previous release is recorded" in run.output
+    assert running_digest(deployed_scenario.inventory.container("web")) == images.sample["1.0.0"].digest
+
+
+# lock.yml
+
+ALICE = {"deploy_lock_action": "acquire", "deploy_lock_owner": "alice", "deploy_lock_reason": "hotfix",
+         "deploy_lock_version": "2.0.0", "deploy_lock_id": "alice-1"}
+
+
+def test_lock_acquire_records_owner_reason_version_and_expiry(make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+
+    run = run_playbook("lock.yml", inventory.path, ALICE)
+
+    assert not run.failed, run.output
+    lock = run.hosts["web"]["lock"]
+    assert (lock["owner"], lock["reason"], lock["version"], lock["lock_id"]) == ("alice", "hotfix", "2.0.0", "alice-1")
+    assert lock["held"] is True and lock["expires_at"]
+
+
+def test_a_held_lock_refuses_another_owner(make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("lock.yml", inventory.path, ALICE).failed
+
+    run = run_playbook("lock.yml", inventory.path, {**ALICE, "deploy_lock_owner": "bob", "deploy_lock_id": "bob-1"})
+
+    assert run.failed
+    assert "locked by alice" in run.output
+
+
+def test_deploy_refuses_a_host_locked_by_someone_else(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("lock.yml", inventory.path, ALICE).failed
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"]))
+
+    assert run.failed
+    assert "deploy_lock_id=alice-1" in run.output
+
+
+def test_deploy_under_its_own_lock_id_proceeds(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("lock.yml", inventory.path, ALICE).failed
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"], deploy_lock_id="alice-1"))
+
+    assert not run.failed, run.output
+
+
+def test_an_expired_lock_is_taken_over(make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    stale = inventory.lock_dir("web")
+    stale.mkdir(parents=True)
+    (stale / "info.json").write_text(json.dumps(
+        {"owner": "cancelled-ci", "lock_id": "old-1", "acquired_at": "2020-01-01T00:00:00Z",
+         "expires_at": "2020-01-01T00:30:00Z", "expires_epoch": 1577838600}
+    ))
+
+    run = run_playbook("lock.yml", inventory.path, {"deploy_lock_action": "acquire", "deploy_lock_owner": "bob"})
+
+    assert not run.failed, run.output
+    assert run.hosts["web"]["lock"]["owner"] == "bob"
+
+
+def test_lock_release_needs_the_lock_id(make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("lock.yml", inventory.path, ALICE).failed
+
+    wrong = run_playbook("lock.yml", inventory.path, {"deploy_lock_action": "release", "deploy_lock_id": "bob-1"})
+    right = run_playbook("lock.yml", inventory.path, {"deploy_lock_action": "release", "deploy_lock_id": "alice-1"})
+    status = run_playbook("lock.yml", inventory.path, {"deploy_lock_action": "status"})
+
+    assert wrong.failed
+    assert "alice-1" in wrong.output
+    assert not right.failed, right.output
+    assert status.hosts["web"]["lock"]["held"] is False
+
+
+def test_acquiring_a_fleet_is_all_or_nothing(make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["app1", "app2", "app3"])
+    assert not run_playbook("lock.yml", inventory.path, {**ALICE, "lock_hosts": "app2"}).failed
+
+    run = run_playbook("lock.yml", inventory.path, {"deploy_lock_action": "acquire", "deploy_lock_owner": "bob"})
+
+    assert run.failed
+    assert not inventory.lock_dir("app1").exists()
+    assert not inventory.lock_dir("app3").exists()
+    assert json.loads((inventory.lock_dir("app2") / "info.json").read_text())["owner"] == "alice"

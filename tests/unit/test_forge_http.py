@@ -1,0 +1,204 @@
+"""Transport behaviour of the forge client: retries, timeouts, pagination, errors, secrets."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from coordinator.errors import ForgeError
+from coordinator.forge import GiteaClient, RetryPolicy
+from coordinator.forge.testing import ScriptedAPI, reply
+
+TOKEN = "s3cr3t-token-value"
+REPO = "/api/v1/repos/acme/sample"
+TAG_PATH = f"{REPO}/tags/v1.0.0"
+TAG = {"name": "v1.0.0", "id": "a" * 40, "commit": {"sha": "b" * 40}}
+
+
+class FakeClock:
+    """Time that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def api() -> ScriptedAPI:
+    return ScriptedAPI()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client(api: ScriptedAPI, clock: FakeClock) -> GiteaClient:
+    return GiteaClient("https://forge.test", "acme", "sample", TOKEN, transport=api.transport(),
+                       sleep=clock.sleep, clock=clock)
+
+
+def test_token_is_sent_only_in_the_authorization_header(api: ScriptedAPI, client: GiteaClient) -> None:
+    api.on("GET", TAG_PATH, reply(200, TAG))
+    client.get_tag("v1.0.0")
+    call = api.calls[0]
+    assert call.headers["Authorization"] == f"token {TOKEN}"
+    assert TOKEN not in call.url
+
+
+def test_base_url_may_be_given_with_or_without_the_api_prefix(api: ScriptedAPI) -> None:
+    api.on("GET", TAG_PATH, reply(200, TAG))
+    for base in ("https://forge.test/", "https://forge.test/api/v1"):
+        GiteaClient(base, "acme", "sample", TOKEN, transport=api.transport()).get_tag("v1.0.0")
+    assert [call.path for call in api.calls] == [TAG_PATH, TAG_PATH]
+
+
+def test_every_request_has_explicit_connect_and_read_timeouts(api: ScriptedAPI) -> None:
+    seen: list[dict[str, float | None]] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return reply(200, TAG)
+
+    api.on("GET", TAG_PATH, capture)
+    GiteaClient("https://forge.test", "acme", "sample", TOKEN, timeout=7.0, transport=api.transport()).get_tag("v1.0.0")
+    assert seen[0]["read"] == 7.0
+    assert seen[0]["connect"] == 7.0
+
+
+def test_repr_never_shows_the_token(client: GiteaClient) -> None:
+    assert TOKEN not in repr(client)
+    assert TOKEN not in repr(client.http)
+
+
+def test_a_503_is_retried_with_backoff_then_succeeds(api: ScriptedAPI, client: GiteaClient, clock: FakeClock) -> None:
+    api.on("GET", TAG_PATH, reply(503), reply(503), reply(200, TAG))
+    tag = client.get_tag("v1.0.0")
+    assert tag is not None and tag.commit_sha == "b" * 40
+    assert api.served("GET", TAG_PATH) == 3
+    assert len(clock.sleeps) == 2
+    assert clock.sleeps[1] > clock.sleeps[0] * 1.0 - 0.5  # exponential, with jitter
+
+
+def test_connection_errors_and_timeouts_are_retried(api: ScriptedAPI, client: GiteaClient) -> None:
+    api.on("GET", TAG_PATH, httpx.ConnectError("refused"), httpx.ReadTimeout("timed out"), reply(200, TAG))
+    assert client.get_tag("v1.0.0") is not None
+    assert api.served("GET", TAG_PATH) == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 409, 422, 500])
+def test_other_statuses_are_never_retried(api: ScriptedAPI, client: GiteaClient, status: int) -> None:
+    api.on("GET", f"{REPO}/commits/abc/status", reply(status, {"message": "nope", "url": "x"}))
+    with pytest.raises(ForgeError):
+        client.combined_status("abc")
+    assert api.served("GET", f"{REPO}/commits/abc/status") == 1
+
+
+def test_retries_stop_after_the_attempt_bound(api: ScriptedAPI, clock: FakeClock) -> None:
+    api.on("GET", TAG_PATH, reply(502))
+    client = GiteaClient("https://forge.test", "acme", "sample", TOKEN, transport=api.transport(),
+                         retry=RetryPolicy(attempts=3, total_s=999), sleep=clock.sleep, clock=clock)
+    with pytest.raises(ForgeError) as caught:
+        client.get_tag("v1.0.0")
+    assert api.served("GET", TAG_PATH) == 3
+    assert caught.value.status == 502
+
+
+def test_retries_stop_at_the_total_time_bound(api: ScriptedAPI, clock: FakeClock) -> None:
+    api.on("GET", TAG_PATH, httpx.ConnectTimeout("slow"))
+    policy = RetryPolicy(attempts=100, total_s=5.0, initial_backoff_s=1.0, max_backoff_s=2.0, jitter_s=0.0)
+    client = GiteaClient("https://forge.test", "acme", "sample", TOKEN, transport=api.transport(),
+                         retry=policy, sleep=clock.sleep, clock=clock)
+    with pytest.raises(ForgeError, match="unreachable after"):
+        client.get_tag("v1.0.0")
+    assert clock.now <= 5.0
+    assert api.served("GET", TAG_PATH) < 100
+
+
+def test_transport_failure_is_a_forge_error_without_status(api: ScriptedAPI, client: GiteaClient) -> None:
+    api.on("GET", TAG_PATH, httpx.ConnectError("connection refused"))
+    with pytest.raises(ForgeError) as caught:
+        client.get_tag("v1.0.0")
+    assert caught.value.status is None
+    assert caught.value.endpoint == f"GET {TAG_PATH}"
+    assert "ConnectError" in caught.value.message
+
+
+def test_errors_name_endpoint_status_and_gitea_message(api: ScriptedAPI, client: GiteaClient) -> None:
+    api.on("GET", f"{REPO}/commits/abc/status", reply(403, {"message": "token does not have scope read:repository", "url": "u"}))
+    with pytest.raises(ForgeError) as caught:
+        client.combined_status("abc")
+    message = caught.value.message
+    assert f"GET {REPO}/commits/abc/status" in message
+    assert "403" in message
+    assert "token does not have scope read:repository" in message
+    assert "\n" not in message
+    assert caught.value.status == 403
+
+
+def test_token_never_appears_in_error_text(api: ScriptedAPI, client: GiteaClient) -> None:
+    # Even a server that echoes the credential back cannot make us print it.
+    api.on("GET", f"{REPO}/commits/abc/status", reply(401, {"message": f"bad token {TOKEN}", "url": "u"}))
+    api.on("GET", TAG_PATH, httpx.ConnectError(f"proxy said {TOKEN}"))
+    for action in (lambda: client.combined_status("abc"), lambda: client.get_tag("v1.0.0")):
+        with pytest.raises(ForgeError) as caught:
+            action()
+        assert TOKEN not in str(caught.value)
+        assert TOKEN not in caught.value.endpoint
+
+
+def test_pagination_reads_every_page_until_a_short_one(api: ScriptedAPI, client: GiteaClient) -> None:
+    labels = [{"id": i, "name": f"label-{i}"} for i in range(120)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        number, limit = int(request.url.params["page"]), int(request.url.params["limit"])
+        return reply(200, labels[(number - 1) * limit: number * limit])
+
+    api.on("GET", f"{REPO}/labels", page)
+    assert client.label_exists("label-119")
+    assert [call.query["page"] for call in api.calls] == ["1", "2", "3"]
+    assert {call.query["limit"] for call in api.calls} == {"50"}
+
+
+def test_pagination_trusts_x_total_count_over_a_short_page(api: ScriptedAPI, client: GiteaClient) -> None:
+    # A server whose MAX_RESPONSE_ITEMS is below our limit answers short pages that are not the last.
+    labels = [{"id": i, "name": f"label-{i}"} for i in range(45)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page"])
+        return reply(200, labels[(number - 1) * 20: number * 20], headers={"X-Total-Count": "45"})
+
+    api.on("GET", f"{REPO}/labels", page)
+    assert [label.name for label in client.labels()] == [f"label-{i}" for i in range(45)]
+    assert api.served("GET", f"{REPO}/labels") == 3
+
+
+def test_an_empty_page_ends_pagination(api: ScriptedAPI, client: GiteaClient) -> None:
+    api.on("GET", f"{REPO}/labels", reply(200, [], headers={"X-Total-Count": "70"}))
+    assert client.labels() == []
+    assert api.served("GET", f"{REPO}/labels") == 1
+
+
+def test_a_custom_ca_file_that_does_not_load_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(ForgeError, match="ca_file"):
+        GiteaClient("https://forge.test", "acme", "sample", TOKEN, ca_file=bad)
+
+
+def test_a_url_without_http_scheme_is_refused() -> None:
+    with pytest.raises(ForgeError, match="must start with https://"):
+        GiteaClient("forge.test", "acme", "sample", TOKEN)
+
+
+def test_an_empty_token_is_refused() -> None:
+    with pytest.raises(ForgeError, match="token is empty"):
+        GiteaClient("https://forge.test", "acme", "sample", "  ")
