@@ -36,6 +36,7 @@ class Driver:
 
     def release(self, version_text: str, *, force_reason: str | None = None) -> Release:
         version = parse_version(version_text)
+        _ = self.ctx.forge_token  # a missing token is refused before anything is written
         with self.ctx.store.locked(f"release {version}"):
             release = self._open(version, force_reason)
             return self._run(release)

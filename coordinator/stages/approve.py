@@ -20,14 +20,14 @@ def gate_summary(ctx: Context, release: Release) -> str:
 
     assert release.build is not None
     staging = release.deployments.get(ctx.config.promote_from)
-    production = release.deployments.get(ctx.config.promote_to)
-    previous = sorted({h.previous_version or h.version or "" for h in production.hosts.values()} - {""}) if production else []
+    live = [r.version for r in ctx.store.all()
+            if r.id != release.id and (d := r.deployments.get(ctx.config.promote_to)) is not None and d.outcome == "verified"]
     return render("gate_summary.txt.j2", {
         "project": release.project, "version": release.version, "tag": release.tag,
         "commit": release.commit_sha, "digest": release.build.digest, "image": release.build.image,
         "smoke": release.smoke_result, "run_url": release.build.run_url, "run_id": release.build.run_id,
         "staging_hosts": sorted(staging.hosts) if staging else [], "environment": ctx.config.promote_to,
-        "previous_version": ", ".join(previous) or None,
+        "previous_version": live[-1] if live else None,
     }, override_dir=ctx.config.notify.templates_dir)
 
 

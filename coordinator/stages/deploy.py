@@ -16,6 +16,17 @@ from coordinator.errors import DeployFailed, LockHeld, RollbackFailed, RolledBac
 from coordinator.release import Deployment, Release, ReleaseStatus, utcnow
 
 
+def merge_host_states(deployment: Deployment, result: PlaybookResult) -> None:
+    """Fold what a playbook reported into the record; a field it did not report is kept."""
+    for host, reported in result.host_states().items():
+        known = deployment.hosts.get(host)
+        if known is None:
+            deployment.hosts[host] = reported
+            continue
+        update = {key: value for key, value in reported.model_dump().items() if value is not None}
+        deployment.hosts[host] = known.model_copy(update=update)
+
+
 def _playbook(ctx: Context, release: Release, environment: str, playbook: str, extravars: dict[str, Any]) -> PlaybookResult:
     env = ctx.config.environments[environment]
     ctx.out.step(f"{playbook} on {environment} ({env.inventory})")
@@ -92,7 +103,7 @@ def deploy_environment(ctx: Context, release: Release, environment: str) -> Play
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     deployment.started_at = deployment.started_at or utcnow()
     result = _playbook(ctx, release, environment, "deploy.yml", deploy_vars(ctx, release, environment))
-    deployment.hosts.update(result.host_states())
+    merge_host_states(deployment, result)
     deployment.outcome = "deployed" if result.ok else "failed"
     deployment.finished_at = utcnow()
     return result
@@ -102,7 +113,7 @@ def verify_environment(ctx: Context, release: Release, environment: str) -> Play
     """Run verify.yml: /health, /version and the running digest on every host."""
     result = _playbook(ctx, release, environment, "verify.yml", health_vars(ctx, release, environment))
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
-    deployment.hosts.update(result.host_states())
+    merge_host_states(deployment, result)
     return result
 
 
@@ -122,7 +133,7 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
         **{k: v for k, v in health_vars(ctx, release, environment).items() if k in ("release_health_timeout", "release_health_interval")},
     })
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
-    deployment.hosts.update(result.host_states())
+    merge_host_states(deployment, result)
     deployment.finished_at = utcnow()
     restored = sorted({state.version or "?" for state in result.host_states().values()})
     if result.ok:

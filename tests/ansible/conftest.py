@@ -53,10 +53,25 @@ class PlaybookRun:
     output: str
     stats: dict[str, dict[str, int]]
     hosts: dict[str, dict[str, Any]]
+    failures: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return self.returncode != 0
+
+    def __str__(self) -> str:
+        """Short enough for an assertion message: the return code and each failed task."""
+        return f"rc={self.returncode}; failed tasks: {self.failures or self.output[-3000:]}"
+
+
+def _failed_tasks(document: dict[str, Any]) -> list[str]:
+    found = []
+    for play in document.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                if result.get("failed") or result.get("unreachable"):
+                    found.append(f"{host}: {task['task']['name']}: {result.get('msg', '')}")
+    return found
 
 
 def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | None = None) -> PlaybookRun:
@@ -86,6 +101,7 @@ def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | No
         output=result.stdout + result.stderr,
         stats=document.get("stats", {}),
         hosts=document.get("global_custom_stats", {}).get("coordinator_hosts", {}),
+        failures=_failed_tasks(document),
     )
 
 

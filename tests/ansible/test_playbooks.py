@@ -37,7 +37,7 @@ def deployed_scenario(images: Images, make_shared_inventory: InventoryFactory) -
     """One host on 1.0.0, deployed by deploy.yml, and status.yml run on it."""
     inventory = make_shared_inventory(["web"])
     deploy = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"]))
-    assert not deploy.failed, deploy.output
+    assert not deploy.failed, str(deploy)
     return Scenario(inventory, {"deploy": deploy, "status": run_playbook("status.yml", inventory.path)})
 
 
@@ -47,7 +47,7 @@ def rolled_back_scenario(images: Images, make_shared_inventory: InventoryFactory
     inventory = make_shared_inventory(["web"])
     for version in ("1.0.0", "2.0.0"):
         deploy = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample[version]))
-        assert not deploy.failed, deploy.output
+        assert not deploy.failed, str(deploy)
     return Scenario(inventory, {"rollback": run_playbook("rollback.yml", inventory.path)})
 
 
@@ -111,7 +111,7 @@ def test_the_secret_never_appears_in_playbook_output(deployed_scenario: Scenario
 def test_redeploying_the_same_digest_changes_nothing(deployed_scenario: Scenario, images: Images) -> None:
     again = run_playbook("deploy.yml", deployed_scenario.inventory.path, deploy_vars(images.sample["1.0.0"]))
 
-    assert not again.failed, again.output
+    assert not again.failed, str(again)
     assert again.stats["web"]["changed"] == 0
 
 
@@ -156,7 +156,7 @@ def test_a_failing_batch_rolls_back_every_host_this_run_moved(images: Images, ma
 def test_verify_passes_on_the_recorded_release_without_extra_vars(deployed_scenario: Scenario, images: Images) -> None:
     run = run_playbook("verify.yml", deployed_scenario.inventory.path)
 
-    assert not run.failed, run.output
+    assert not run.failed, str(run)
     assert run.hosts["web"] == {"healthy": True, "version": "1.0.0", "running_digest": images.sample["1.0.0"].digest}
 
 
@@ -191,7 +191,7 @@ def test_verify_fails_early_when_the_container_exits(images: Images, make_invent
 
 def test_manual_rollback_restores_the_previous_digest(rolled_back_scenario: Scenario, images: Images) -> None:
     run = rolled_back_scenario.runs["rollback"]
-    assert not run.failed, run.output
+    assert not run.failed, str(run)
     assert running_digest(rolled_back_scenario.inventory.container("web")) == images.sample["1.0.0"].digest
     assert run.hosts["web"]["running_digest"] == images.sample["1.0.0"].digest
     assert run.hosts["web"]["rolled_back"] is True
@@ -208,7 +208,7 @@ def test_rollback_swaps_the_record_and_marks_the_bad_release(rolled_back_scenari
 def test_status_reports_what_runs_and_what_ran_before(rolled_back_scenario: Scenario, images: Images) -> None:
     run = run_playbook("status.yml", rolled_back_scenario.inventory.path)
 
-    assert not run.failed, run.output
+    assert not run.failed, str(run)
     host = run.hosts["web"]
     assert host["running_digest"] == images.sample["1.0.0"].digest
     assert host["version"] == "1.0.0"
@@ -220,7 +220,7 @@ def test_status_reports_what_runs_and_what_ran_before(rolled_back_scenario: Scen
 def test_a_second_rollback_keeps_the_rolled_back_release(rolled_back_scenario: Scenario, images: Images) -> None:
     again = run_playbook("rollback.yml", rolled_back_scenario.inventory.path)
 
-    assert not again.failed, again.output
+    assert not again.failed, str(again)
     assert "already rolled back" in again.output
     assert again.stats["web"]["changed"] == 0
     assert running_digest(rolled_back_scenario.inventory.container("web")) == images.sample["1.0.0"].digest
@@ -236,7 +236,7 @@ def test_rollback_to_an_explicit_release(images: Images, make_inventory: Invento
         {"rollback_digest": images.sample["1.0.0"].digest, "rollback_version": "1.0.0"},
     )
 
-    assert not run.failed, run.output
+    assert not run.failed, str(run)
     assert running_digest(inventory.container("web")) == images.sample["1.0.0"].digest
 
 
@@ -259,7 +259,7 @@ def test_lock_acquire_records_owner_reason_version_and_expiry(make_inventory: In
 
     run = run_playbook("lock.yml", inventory.path, ALICE)
 
-    assert not run.failed, run.output
+    assert not run.failed, str(run)
     lock = run.hosts["web"]["lock"]
     assert (lock["owner"], lock["reason"], lock["version"], lock["lock_id"]) == ("alice", "hotfix", "2.0.0", "alice-1")
     assert lock["held"] is True and lock["expires_at"]
@@ -291,7 +291,7 @@ def test_deploy_under_its_own_lock_id_proceeds(images: Images, make_inventory: I
 
     run = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"], deploy_lock_id="alice-1"))
 
-    assert not run.failed, run.output
+    assert not run.failed, str(run)
 
 
 def test_an_expired_lock_is_taken_over(make_inventory: InventoryFactory) -> None:
@@ -305,7 +305,7 @@ def test_an_expired_lock_is_taken_over(make_inventory: InventoryFactory) -> None
 
     run = run_playbook("lock.yml", inventory.path, {"deploy_lock_action": "acquire", "deploy_lock_owner": "bob"})
 
-    assert not run.failed, run.output
+    assert not run.failed, str(run)
     assert run.hosts["web"]["lock"]["owner"] == "bob"
 
 
@@ -319,7 +319,7 @@ def test_lock_release_needs_the_lock_id(make_inventory: InventoryFactory) -> Non
 
     assert wrong.failed
     assert "alice-1" in wrong.output
-    assert not right.failed, right.output
+    assert not right.failed, str(right)
     assert status.hosts["web"]["lock"]["held"] is False
 
 
