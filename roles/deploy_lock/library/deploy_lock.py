@@ -1,0 +1,257 @@
+#!/usr/bin/python
+"""A host-side deploy lock: an atomic ``mkdir`` holding who, why, what and until when.
+
+Why ``mkdir``: creating a directory either succeeds or fails atomically on every local
+filesystem, so two operators (or a coordinator and an operator) cannot both win. Unlike
+Kamal's lock it expires: a lock past its expiry may be taken over, so a cancelled job
+cannot block deploys for weeks. Releasing needs the lock's id (or an explicit force).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: deploy_lock
+short_description: Acquire, release or report a host-side deploy lock
+description:
+  - The lock is the directory O(path), created atomically with C(mkdir); C(info.json)
+    inside it holds owner, reason, version, lock id and expiry.
+  - C(acquire) succeeds when the lock is free, already ours (same O(lock_id)), or expired
+    (taken over; the old holder is returned in RV(taken_over)).
+  - C(release) removes the lock when O(lock_id) matches, or when O(force) is set.
+options:
+  path:
+    description: Lock directory; acquiring creates its parent (mode 0700) when missing.
+    type: path
+    required: true
+  action:
+    description: What to do.
+    type: str
+    choices: [acquire, release, status]
+    default: status
+  owner:
+    description: Who holds the lock (required to acquire).
+    type: str
+    default: ""
+  reason:
+    description: Why the lock is held.
+    type: str
+    default: ""
+  version:
+    description: Release version being deployed under the lock.
+    type: str
+    default: ""
+  ttl:
+    description: Seconds until the lock expires and may be taken over.
+    type: int
+    default: 1800
+  lock_id:
+    description: Id of the lock; generated when acquiring without one.
+    type: str
+    default: ""
+  force:
+    description: Release the lock even when O(lock_id) does not match.
+    type: bool
+    default: false
+author: coordinator maintainers
+"""
+
+RETURN = r"""
+lock:
+  description: The lock as found or left (C(held), C(expired), C(owner), C(reason), C(version), C(lock_id), C(acquired_at), C(expires_at), C(host), C(path)).
+  type: dict
+  returned: always
+acquired:
+  description: Whether this call holds the lock now (acquire only).
+  type: bool
+  returned: always
+taken_over:
+  description: The expired lock that was replaced, if any.
+  type: dict
+  returned: when an expired lock was taken over
+"""
+
+INFO = "info.json"
+# A lock directory without info.json is one being written right now, or the debris of a
+# crash between mkdir and write; after this many seconds it counts as stale.
+INCOMPLETE_GRACE_S = 60
+
+
+class LockError(Exception):
+    """The lock cannot be acquired or released; the message says by whom and what to do."""
+
+
+def _iso(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_lock(path: str) -> dict | None:
+    """The lock's info, ``{}`` if the directory has no readable info yet, None if free."""
+    try:
+        with open(os.path.join(path, INFO), encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return {} if os.path.isdir(path) else None
+    except ValueError:
+        return {}
+
+
+def is_expired(path: str, info: dict, now: float) -> bool:
+    if "expires_epoch" in info:
+        return now >= float(info["expires_epoch"])
+    try:
+        return now - os.stat(path).st_mtime > INCOMPLETE_GRACE_S
+    except FileNotFoundError:
+        return True
+
+
+def describe(path: str, info: dict | None, now: float) -> dict:
+    """The lock as reported to the playbook (and read by ``coordinator lock status``)."""
+    if info is None:
+        return {"path": path, "held": False, "expired": False}
+    report = {key: info.get(key) for key in ("owner", "reason", "version", "lock_id", "acquired_at", "expires_at", "host")}
+    report.update({"path": path, "held": True, "expired": is_expired(path, info, now)})
+    return report
+
+
+def write_info(path: str, info: dict) -> None:
+    """Write info.json atomically inside the lock directory we just created."""
+    temporary = os.path.join(path, ".%s.tmp" % INFO)
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, os.path.join(path, INFO))
+
+
+def remove_lock(path: str, expected_id: str | None) -> dict:
+    """Move the lock aside (atomic) and delete it; return what was removed.
+
+    When ``expected_id`` is given and the lock moved aside is not that one (someone
+    replaced it in between), it is put back and the call fails.
+    """
+    tombstone = "%s.removed-%s" % (path, uuid.uuid4().hex[:8])
+    os.rename(path, tombstone)
+    removed = read_lock(tombstone) or {}
+    if expected_id is not None and removed.get("lock_id") != expected_id:
+        try:
+            os.rename(tombstone, path)
+        except OSError:
+            pass
+        raise LockError("the lock at %s changed while it was being removed; try again" % path)
+    shutil.rmtree(tombstone, ignore_errors=True)
+    return removed
+
+
+def acquire(params: dict, now: float) -> dict:
+    path = params["path"]
+    if not params["owner"]:
+        raise LockError("deploy_lock_owner is required to acquire the lock")
+    lock_id = params["lock_id"] or uuid.uuid4().hex[:16]
+    info = {
+        "owner": params["owner"],
+        "reason": params["reason"],
+        "version": params["version"],
+        "lock_id": lock_id,
+        "host": socket.gethostname(),
+        "acquired_at": _iso(now),
+        "expires_at": _iso(now + params["ttl"]),
+        "expires_epoch": now + params["ttl"],
+    }
+    taken_over = None
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        held = read_lock(path)
+        if held is None:  # released between our mkdir and our read: try once more
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                raise LockError("the lock at %s is contended right now; try again" % path)
+        elif held.get("lock_id") == lock_id:
+            return {"changed": False, "acquired": True, "lock": describe(path, held, now)}
+        elif is_expired(path, held, now):
+            taken_over = remove_lock(path, held.get("lock_id") if held else None)
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                raise LockError("another run took over the expired lock at %s first" % path)
+        else:
+            raise LockError(
+                "locked by %s since %s (reason: %s, version: %s, lock id %s, expires %s); "
+                "wait, or release it with deploy_lock_action=release deploy_lock_id=%s"
+                % (
+                    held.get("owner", "?"),
+                    held.get("acquired_at", "?"),
+                    held.get("reason") or "-",
+                    held.get("version") or "-",
+                    held.get("lock_id", "?"),
+                    held.get("expires_at", "?"),
+                    held.get("lock_id", "<id>"),
+                )
+            )
+    write_info(path, info)
+    result = {"changed": True, "acquired": True, "lock": describe(path, info, now)}
+    if taken_over is not None:
+        result["taken_over"] = describe(path, taken_over, now)
+    return result
+
+
+def release(params: dict, now: float) -> dict:
+    path = params["path"]
+    held = read_lock(path)
+    if held is None:
+        return {"changed": False, "acquired": False, "lock": describe(path, None, now)}
+    if held.get("lock_id") != params["lock_id"] and not params["force"]:
+        raise LockError(
+            "the lock at %s is held by %s with lock id %s, not %r; pass that id as "
+            "deploy_lock_id, or deploy_lock_force=true to break it"
+            % (path, held.get("owner", "?"), held.get("lock_id", "?"), params["lock_id"])
+        )
+    removed = remove_lock(path, held.get("lock_id") if held else None)
+    return {"changed": True, "acquired": False, "lock": describe(path, None, now), "released": describe(path, removed, now)}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "action": {"type": "str", "choices": ["acquire", "release", "status"], "default": "status"},
+            "owner": {"type": "str", "default": ""},
+            "reason": {"type": "str", "default": ""},
+            "version": {"type": "str", "default": ""},
+            "ttl": {"type": "int", "default": 1800},
+            "lock_id": {"type": "str", "default": ""},
+            "force": {"type": "bool", "default": False},
+        },
+        supports_check_mode=False,
+    )
+    params = module.params
+    if params["ttl"] <= 0:
+        module.fail_json(msg="deploy_lock_ttl must be a positive number of seconds (got %s)" % params["ttl"])
+    if params["action"] == "acquire":
+        os.makedirs(os.path.dirname(params["path"].rstrip("/")), mode=0o700, exist_ok=True)
+    now = time.time()
+    try:
+        if params["action"] == "acquire":
+            result = acquire(params, now)
+        elif params["action"] == "release":
+            result = release(params, now)
+        else:
+            result = {"changed": False, "acquired": False, "lock": describe(params["path"], read_lock(params["path"]), now)}
+    except LockError as error:
+        module.fail_json(msg=str(error), acquired=False, lock=describe(params["path"], read_lock(params["path"]), now))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
