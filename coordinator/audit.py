@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_serializer, field_validator
 
-from coordinator.errors import CoordinatorError
+from coordinator.errors import AuditBroken
 from coordinator.fsutil import fsync_dir
 
 __all__ = ["AuditEvent", "AuditLog", "AuditLogCorrupted", "AuditRecord", "AuditVerification", "canonical_json", "record_hash", "utcnow"]
@@ -150,7 +150,7 @@ def refuse_secret_keys(data: dict[str, Any], path: str = "data") -> None:
                     refuse_secret_keys(item, f"{path}.{key}[{index}]")
 
 
-class AuditLogCorrupted(CoordinatorError):
+class AuditLogCorrupted(AuditBroken):
     """The log's last line is an edited record: appending would hide the edit."""
 
 

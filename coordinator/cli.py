@@ -213,7 +213,7 @@ def audit_show(state: State, as_json: bool, limit: int) -> None:
 @pass_state
 def audit_verify(state: State) -> None:
     """Check the audit chain; name the first broken record."""
-    from coordinator.errors import CoordinatorError as Failure
+    from coordinator.errors import AuditBroken
 
     ctx = state.context()
     result = ctx.audit.verify()
@@ -221,7 +221,7 @@ def audit_verify(state: State) -> None:
         torn = " (last line torn by a crash; ignored)" if result.torn_tail else ""
         ctx.out.success(f"audit chain intact: {result.count} record(s), head {ctx.audit.head_hash()}{torn}")
         return
-    raise Failure(f"audit chain broken at seq {result.first_bad_seq}: {result.reason}")
+    raise AuditBroken(f"audit chain broken at seq {result.first_bad_seq}: {result.reason}")
 
 
 def _plan(state: State, version: str, *, as_json: bool) -> None:

@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     INTERRUPTED = 11  # stopped by a signal at a safe point (resumable)
     GATE_REFUSED = 12  # the operator refused the gate, or the approval does not match
     ANNOUNCE_PENDING = 13  # deployed and verified; some announcement steps still pending
+    AUDIT_BROKEN = 14  # the audit chain failed verification (tampering or corruption)
 
 
 class CoordinatorError(Exception):
@@ -124,3 +125,9 @@ class AnnouncePending(CoordinatorError):
     """Production is verified, but an announcement step failed and is left for `resume`."""
 
     exit_code = ExitCode.ANNOUNCE_PENDING
+
+
+class AuditBroken(CoordinatorError):
+    """The audit chain does not verify: a record was edited, removed or inserted."""
+
+    exit_code = ExitCode.AUDIT_BROKEN

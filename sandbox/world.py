@@ -240,12 +240,13 @@ def reset(world: World, report: Callable[[str], None] = lambda line: None) -> Wo
     and a stand-in that has forgotten its issues, runs and statuses."""
     removed = docker_engine.remove_sandbox_containers()
     report(f"containers: removed {', '.join(removed) if removed else 'none'}")
-    for record_dir in sorted(RELEASE_RECORDS.glob("sample-*")):
+    host_state = [*RELEASE_RECORDS.glob("sample-*"), *(RELEASE_RECORDS / "locks").glob("sample-*")]
+    for record_dir in sorted(host_state):
         if record_dir.is_dir():
             shutil.rmtree(record_dir)
         else:
             record_dir.unlink()
-        report(f"release records: removed {record_dir}")
+        report(f"host state: removed {record_dir}")
     head = _recreate_repositories(world)
     report(f"git: fresh history, main at {head[:12]}")
     # After the repositories, so the stand-in starts over from the new refs, not the old.

@@ -149,20 +149,12 @@ def test_failed_ci_run_stops_the_release_with_its_url(release_world: ReleaseWorl
 def test_broken_production_image_is_rolled_back_to_the_previous_digest(release_world: ReleaseWorld, tmp_path):
     """An image that passes staging but exits in production: production returns to 1.0.0."""
     from sandbox import sample
-    from sandbox.coordinator_config import sandbox_config
 
     rw = release_world
     release_to_production(rw, "1.0.0")
     good_digest = running_digest("sample-prod1")
 
-    # A staging that cannot catch it (no hosts, smoke always passes), as when prod differs.
-    empty = tmp_path / "inventory-empty"
-    empty.mkdir()
-    (empty / "hosts.yml").write_text("all:\n  hosts: {}\n")
-    environments = sandbox_config(rw.world_dir, rw.state_dir)["environments"]
-    environments["staging"] = {**environments["staging"], "inventory": str(empty), "smoke_command": ["true"]}
-    rw.rewrite_config(environments=environments,
-                      notify={"announce": [rw.chat.url("json", "announce")], "escalate": [rw.chat.url("json", "escalate")]})
+    staging_that_cannot_catch_it(rw, tmp_path)
 
     sample.make_variant(rw.checkout, "exits")
     sample.bump(rw.checkout, "1.1.0", "### Changed\n- Broken on purpose.")
@@ -178,3 +170,53 @@ def test_broken_production_image_is_rolled_back_to_the_previous_digest(release_w
     assert any(message["path"] == "/escalate" for message in rw.chat.messages)
     again = rw.coordinator("release", "1.1.0")
     assert again.returncode == ExitCode.USAGE and "marked bad" in again.stderr
+
+
+def staging_that_cannot_catch_it(rw: ReleaseWorld, tmp_path) -> None:
+    """Staging with no hosts and a smoke test that always passes (prod differs from staging)."""
+    from sandbox.coordinator_config import sandbox_config
+
+    empty = tmp_path / "inventory-empty"
+    empty.mkdir(exist_ok=True)
+    (empty / "hosts.yml").write_text("all:\n  hosts: {}\n")
+    environments = sandbox_config(rw.world_dir, rw.state_dir)["environments"]
+    environments["staging"] = {**environments["staging"], "inventory": str(empty), "smoke_command": ["true"]}
+    rw.rewrite_config(environments=environments,
+                      notify={"announce": [rw.chat.url("json", "announce")], "escalate": [rw.chat.url("json", "escalate")]})
+
+
+def test_a_failed_rollback_has_its_own_exit_code_and_keeps_the_lock(release_world: ReleaseWorld, tmp_path):
+    """The very first release is broken: there is nothing to roll back to, so a person must act."""
+    from sandbox import sample
+
+    rw = release_world
+    staging_that_cannot_catch_it(rw, tmp_path)
+    sample.make_variant(rw.checkout, "exits")
+    import subprocess
+
+    subprocess.run(["git", "-C", str(rw.checkout), "commit", "-qam", "broken"], check=True)
+    subprocess.run(["git", "-C", str(rw.checkout), "push", "-q", "origin", "main"], check=True)
+    wait_for_green(rw.forge, rw.head())
+    assert rw.coordinator("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL
+    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == 0
+    result = rw.coordinator("resume")
+    assert result.returncode == ExitCode.ROLLBACK_FAILED, result.stdout + result.stderr
+    assert "rollback failed" in result.stderr.lower()
+    assert "lock stays held" in result.stderr
+    assert record(rw, "1.0.0")["status"] == "rollback_failed"
+    assert rw.coordinator("resume", "1.0.0").returncode == ExitCode.ROLLBACK_FAILED
+    events = json.loads(rw.coordinator("audit", "show", "--json").stdout)
+    assert events[-1]["event"] == "rollback.failed"
+
+
+def test_two_approvers_are_needed_when_configured(release_world: ReleaseWorld):
+    rw = release_world
+    rw.rewrite_config(approvals={"required": 2},
+                      notify={"announce": [rw.chat.url("json", "announce")], "escalate": [rw.chat.url("json", "escalate")]})
+    assert rw.coordinator("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL
+    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == 0
+    still = rw.coordinator("resume")
+    assert still.returncode == ExitCode.AWAITING_APPROVAL and "awaits 1 approval" in still.stderr
+    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == ExitCode.GATE_REFUSED
+    assert rw.coordinator("approve", "1.0.0", operator="security").returncode == 0
+    assert rw.coordinator("resume").returncode == 0
