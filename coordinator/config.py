@@ -160,7 +160,6 @@ class EnvironmentConfig(Strict):
     )
     health_timeout_s: float = Field(300, gt=0, description="Deadline for /health and /version to answer 200.")
     health_interval_s: float = Field(1.0, gt=0)
-    requires_approval: bool = Field(False, description="A human must approve before deploying here.")
     serial: str | None = Field(None, description="Ansible batch size for fleets, e.g. '25%' or '2'.")
     playbook_timeout_s: float = Field(1800, gt=0)
 

@@ -33,7 +33,7 @@ def sandbox_config(world_dir: Path, state_dir: Path, **overrides: Any) -> dict[s
             "staging": {"inventory": str(REPO_ROOT / "inventory" / "sandbox-staging"), "url": STAGING_URL,
                         "health_timeout_s": 60},
             "production": {"inventory": str(REPO_ROOT / "inventory" / "sandbox-production"), "url": PRODUCTION_URL,
-                           "health_timeout_s": 60, "requires_approval": True},
+                           "health_timeout_s": 60},
         },
         "state_dir": str(state_dir),
         "ansible_dir": str(REPO_ROOT),

@@ -57,3 +57,12 @@ def test_release_killed_at_every_boundary_resumes_to_the_same_end_state(release_
     assert len([m for m in rw.chat.messages if m["path"] == "/announce"]) == 1
     assert running_digest("sample-prod1") == record["build"]["digest"]
     assert rw.coordinator("audit", "verify").returncode == 0
+
+    # The chain survived every kill; now an edit of one record must be caught and named.
+    audit_log = rw.state_dir / "audit.jsonl"
+    lines = audit_log.read_text().splitlines()
+    lines[2] = lines[2].replace('"release-manager"', '"someone-else"', 1)
+    audit_log.write_text("\n".join(lines) + "\n")
+    tampered = rw.coordinator("audit", "verify")
+    assert tampered.returncode == ExitCode.AUDIT_BROKEN
+    assert "seq 3" in tampered.stderr

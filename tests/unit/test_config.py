@@ -14,7 +14,7 @@ MINIMAL = {
     "image": {"name": "registry.example.com/acme/shop"},
     "environments": {
         "staging": {"inventory": "inventory/staging", "url": "https://staging.example.com"},
-        "production": {"inventory": "inventory/production", "url": "https://shop.example.com", "requires_approval": True},
+        "production": {"inventory": "inventory/production", "url": "https://shop.example.com"},
     },
 }
 
