@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coordinator.ci.base import ArtifactManifest, CIRun, RunConclusion, RunStatus, manifest_from_zip
+from coordinator.ci.base import DEFAULT_ARTIFACT_NAME, ArtifactManifest, CIRun, RunConclusion, RunStatus, manifest_from_zip
 from coordinator.errors import BuildFailed, ForgeError
 from coordinator.forge._http import HttpSession, decode_json, segment
 from coordinator.forge.models import unset_time_to_none
+
+if TYPE_CHECKING:
+    from coordinator.forge.client import GiteaClient
 
 _QUEUED = frozenset({"queued", "waiting", "pending", "requested", "blocked", "unknown"})
 _RUNNING = frozenset({"in_progress", "running"})
@@ -94,3 +97,19 @@ def fetch_artifact_zip_manifest(
             ) from None
         raise
     return manifest_from_zip(archive.content, source=f"artifact {name!r} of CI run {run.id}", run=run)
+
+
+class ForgeActionsProvider:
+    """Shared by the providers that read runs through the forge's own API client."""
+
+    kind = ""
+
+    def __init__(self, client: "GiteaClient", *, artifact_name: str = DEFAULT_ARTIFACT_NAME) -> None:
+        self.client = client
+        self.artifact_name = artifact_name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()

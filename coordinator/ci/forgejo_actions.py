@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordinator.ci._actions import actions_run, fetch_artifact_zip_manifest
-from coordinator.ci.base import DEFAULT_ARTIFACT_NAME, ArtifactManifest, CIRun
+from coordinator.ci._actions import ForgeActionsProvider, actions_run, fetch_artifact_zip_manifest
+from coordinator.ci.base import ArtifactManifest, CIRun
 from coordinator.forge._http import decode_json, segment
-from coordinator.forge.client import GiteaClient
 
 
 def is_tag_run(data: Any, tag: str, commit_sha: str) -> bool:
@@ -21,20 +20,10 @@ def is_tag_run(data: Any, tag: str, commit_sha: str) -> bool:
     return ref in (tag, f"refs/tags/{tag}")
 
 
-class ForgejoActionsProvider:
+class ForgejoActionsProvider(ForgeActionsProvider):
     """CI runs of Forgejo Actions, read through Forgejo's API."""
 
     kind = "forgejo-actions"
-
-    def __init__(self, client: GiteaClient, *, artifact_name: str = DEFAULT_ARTIFACT_NAME) -> None:
-        self.client = client
-        self.artifact_name = artifact_name
-
-    def __repr__(self) -> str:
-        return f"ForgejoActionsProvider({self.client!r})"
-
-    def close(self) -> None:
-        self.client.close()
 
     @staticmethod
     def _run(data: Any, tag: str | None = None) -> CIRun:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordinator.ci._actions import actions_run, fetch_artifact_zip_manifest
-from coordinator.ci.base import DEFAULT_ARTIFACT_NAME, ArtifactManifest, CIRun
+from coordinator.ci._actions import ForgeActionsProvider, actions_run, fetch_artifact_zip_manifest
+from coordinator.ci.base import ArtifactManifest, CIRun
 from coordinator.forge._http import decode_json, segment
-from coordinator.forge.client import GiteaClient
 
 
 def is_tag_run(data: Any, commit_sha: str) -> bool:
@@ -24,20 +23,10 @@ def is_tag_run(data: Any, commit_sha: str) -> bool:
     )
 
 
-class GiteaActionsProvider:
+class GiteaActionsProvider(ForgeActionsProvider):
     """CI runs of Gitea's built-in Actions, read through the forge API."""
 
     kind = "gitea-actions"
-
-    def __init__(self, client: GiteaClient, *, artifact_name: str = DEFAULT_ARTIFACT_NAME) -> None:
-        self.client = client
-        self.artifact_name = artifact_name
-
-    def __repr__(self) -> str:
-        return f"GiteaActionsProvider({self.client!r})"
-
-    def close(self) -> None:
-        self.client.close()
 
     def find_tag_run(self, tag: str, commit_sha: str) -> CIRun | None:
         path = f"{self.client.repo_path}/actions/runs"
