@@ -31,9 +31,9 @@ def sandbox_config(world_dir: Path, state_dir: Path, **overrides: Any) -> dict[s
         "image": {"name": IMAGE},
         "environments": {
             "staging": {"inventory": str(REPO_ROOT / "inventory" / "sandbox-staging"), "url": STAGING_URL,
-                        "health_timeout_s": 60},
+                        "health_timeout_s": 60, "health_interval_s": 0.5},
             "production": {"inventory": str(REPO_ROOT / "inventory" / "sandbox-production"), "url": PRODUCTION_URL,
-                           "health_timeout_s": 60},
+                           "health_timeout_s": 60, "health_interval_s": 0.5},
         },
         "state_dir": str(state_dir),
         "ansible_dir": str(REPO_ROOT),
