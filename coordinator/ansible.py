@@ -188,10 +188,16 @@ def _read_stats(result: PlaybookResult, data: dict[str, Any]) -> None:
 def _progress_line(kind: str | None, data: dict[str, Any]) -> str | None:
     if kind == "playbook_on_play_start":
         return f"play: {data.get('play', '')}"
+    res = data.get("res") or {}
+    if kind == "runner_on_start" and "health" in str(data.get("task", "")).lower():
+        return f"  {data.get('host', '?')}: {data.get('task', '')} ..."
+    if kind == "runner_on_ok" and "polls" in res and res.get("healthy"):
+        return (f"  {data.get('host', '?')}: healthy, /version {res.get('version', '?')} "
+                f"after {res['polls']} poll(s) in {res.get('elapsed', '?')} s")
     if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
         state = {"runner_on_ok": "ok", "runner_on_failed": "FAILED", "runner_on_unreachable": "UNREACHABLE",
                  "runner_on_skipped": "skipped"}[kind]
-        if kind == "runner_on_ok" and data.get("res", {}).get("changed"):
+        if kind == "runner_on_ok" and res.get("changed"):
             state = "changed"
         if state in ("ok", "skipped"):
             return None  # only what changes or fails is worth a line

@@ -30,3 +30,19 @@ def test_summary_names_the_failing_host_and_task():
     result.hosts["web1"].failed_task = "Wait for /health"
     result.hosts["web1"].message = "timed out"
     assert result.summary() == "web1 task 'Wait for /health' failed: timed out"
+
+
+def test_health_waits_show_when_they_start_and_how_they_ended():
+    from coordinator.ansible import _progress_line
+
+    start = _progress_line("runner_on_start", {"host": "prod1", "task": "Wait for /health and /version until the deadline"})
+    assert start == "  prod1: Wait for /health and /version until the deadline ..."
+    done = _progress_line("runner_on_ok", {"host": "prod1", "task": "Wait for /health and /version until the deadline",
+                                           "res": {"healthy": True, "polls": 4, "elapsed": 1.52, "version": "1.1.0"}})
+    assert done == "  prod1: healthy, /version 1.1.0 after 4 poll(s) in 1.52 s"
+
+
+def test_unchanged_ok_tasks_print_nothing():
+    from coordinator.ansible import _progress_line
+
+    assert _progress_line("runner_on_ok", {"host": "web1", "task": "Read the record", "res": {"changed": False}}) is None
