@@ -189,7 +189,7 @@ def _progress_line(kind: str | None, data: dict[str, Any]) -> str | None:
     if kind == "playbook_on_play_start":
         return f"play: {data.get('play', '')}"
     res = data.get("res") or {}
-    if kind == "runner_on_start" and "health" in str(data.get("task", "")).lower():
+    if kind == "runner_on_start" and str(data.get("task", "")).startswith("Wait for /health"):
         return f"  {data.get('host', '?')}: {data.get('task', '')} ..."
     if kind == "runner_on_ok" and "polls" in res and res.get("healthy"):
         return (f"  {data.get('host', '?')}: healthy, /version {res.get('version', '?')} "
