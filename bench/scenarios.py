@@ -94,8 +94,9 @@ def rollback_time(images: BenchImages, runs: int) -> dict[str, float]:
         failed_ok = _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.exits, "1.2.0"))
         if failed_ok:
             raise RuntimeError("the broken image deployed successfully: the health gate did not catch it")
-        if not _playbook("rollback.yml", PRODUCTION, {"rollback_from_digest": images.exits}):
-            pass  # deploy.yml may already have restored the host; the watcher decides
+        # As the coordinator does: rollback.yml after the failed deploy. deploy.yml has usually
+        # restored the host already (then this only re-verifies); the watcher decides.
+        _playbook("rollback.yml", PRODUCTION, {})
         deadline = time.monotonic() + 60
         while "at" not in restored and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -169,7 +170,7 @@ def whole_release(runs: int) -> dict[str, float]:
     peak_file.unlink()
     ours: list[float] = []
     recipe: list[float] = []
-    for i in range(runs):
+    for _ in range(runs):
         reset(world)
         with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
             state_dir = Path(tmp) / "state"

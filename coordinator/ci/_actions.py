@@ -100,9 +100,14 @@ def fetch_artifact_zip_manifest(
 
 
 class ForgeActionsProvider:
-    """Shared by the providers that read runs through the forge's own API client."""
+    """Shared by the providers that read runs through the forge's own API client.
+
+    Subclasses say how a run object is read (`_run`) and where the artifact list sits in
+    the artifacts answer (`artifacts_items_key`; None for a bare array).
+    """
 
     kind = ""
+    artifacts_items_key: str | None = "artifacts"
 
     def __init__(self, client: "GiteaClient", *, artifact_name: str = DEFAULT_ARTIFACT_NAME) -> None:
         self.client = client
@@ -113,3 +118,23 @@ class ForgeActionsProvider:
 
     def close(self) -> None:
         self.client.close()
+
+    @staticmethod
+    def _run(data: Any, tag: str | None = None) -> CIRun:
+        return actions_run(data, tag=tag)
+
+    def get_run(self, run_id: str) -> CIRun:
+        path = f"{self.client.repo_path}/actions/runs/{segment(run_id)}"
+        response = self.client.http.request("GET", path)
+        return self._run(decode_json(self.client.http, "GET", path, response))
+
+    def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
+        repo = self.client.repo_path
+        return fetch_artifact_zip_manifest(
+            self.client.http,
+            run=run,
+            list_path=f"{repo}/actions/runs/{segment(run.id)}/artifacts",
+            zip_path=f"{repo}/actions/artifacts/{{id}}/zip",
+            name=self.artifact_name,
+            items_key=self.artifacts_items_key,
+        )

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordinator.ci._actions import ForgeActionsProvider, actions_run, fetch_artifact_zip_manifest
-from coordinator.ci.base import ArtifactManifest, CIRun
-from coordinator.forge._http import decode_json, segment
+from coordinator.ci._actions import ForgeActionsProvider, actions_run
+from coordinator.ci.base import CIRun
 
 
 def is_tag_run(data: Any, tag: str, commit_sha: str) -> bool:
@@ -24,6 +23,7 @@ class ForgejoActionsProvider(ForgeActionsProvider):
     """CI runs of Forgejo Actions, read through Forgejo's API."""
 
     kind = "forgejo-actions"
+    artifacts_items_key = None  # Forgejo answers a bare array
 
     @staticmethod
     def _run(data: Any, tag: str | None = None) -> CIRun:
@@ -37,19 +37,3 @@ class ForgejoActionsProvider(ForgeActionsProvider):
         if not candidates:
             return None
         return self._run(max(candidates, key=lambda item: int(item.get("id") or 0)), tag)
-
-    def get_run(self, run_id: str) -> CIRun:
-        path = f"{self.client.repo_path}/actions/runs/{segment(run_id)}"
-        response = self.client.http.request("GET", path)
-        return self._run(decode_json(self.client.http, "GET", path, response))
-
-    def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
-        repo = self.client.repo_path
-        return fetch_artifact_zip_manifest(
-            self.client.http,
-            run=run,
-            list_path=f"{repo}/actions/runs/{segment(run.id)}/artifacts",
-            zip_path=f"{repo}/actions/artifacts/{{id}}/zip",
-            name=self.artifact_name,
-            items_key=None,
-        )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordinator.ci._actions import ForgeActionsProvider, actions_run, fetch_artifact_zip_manifest
-from coordinator.ci.base import ArtifactManifest, CIRun
-from coordinator.forge._http import decode_json, segment
+from coordinator.ci._actions import ForgeActionsProvider, actions_run
+from coordinator.ci.base import CIRun
 
 
 def is_tag_run(data: Any, commit_sha: str) -> bool:
@@ -36,19 +35,3 @@ class GiteaActionsProvider(ForgeActionsProvider):
             if is_tag_run(item, commit_sha):
                 return actions_run(item, tag=tag)
         return None
-
-    def get_run(self, run_id: str) -> CIRun:
-        path = f"{self.client.repo_path}/actions/runs/{segment(run_id)}"
-        response = self.client.http.request("GET", path)
-        return actions_run(decode_json(self.client.http, "GET", path, response))
-
-    def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
-        repo = self.client.repo_path
-        return fetch_artifact_zip_manifest(
-            self.client.http,
-            run=run,
-            list_path=f"{repo}/actions/runs/{segment(run.id)}/artifacts",
-            zip_path=f"{repo}/actions/artifacts/{{id}}/zip",
-            name=self.artifact_name,
-            items_key="artifacts",
-        )

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema  # type: ignore[import-untyped]
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 SPECS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "specs"

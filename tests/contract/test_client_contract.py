@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from coordinator.ci import CIRun, RunConclusion, RunStatus, make_provider
+from coordinator.ci import RunConclusion, RunStatus, make_provider
 from coordinator.forge import GiteaClient
 from coordinator.forge.testing import Call, ScriptedAPI, reply
 from tests.contract.schema import SPECS_DIR, SwaggerContract

@@ -8,26 +8,13 @@ import pytest
 from coordinator.errors import ForgeError
 from coordinator.forge import GiteaClient, RetryPolicy
 from coordinator.forge.testing import ScriptedAPI, reply
+from tests.unit.fakes import FakeClock
 
 TOKEN = "s3cr3t-token-value"
 REPO = "/api/v1/repos/acme/sample"
 TAG_PATH = f"{REPO}/tags/v1.0.0"
 TAG = {"name": "v1.0.0", "id": "a" * 40, "commit": {"sha": "b" * 40}}
 
-
-class FakeClock:
-    """Time that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
