@@ -96,7 +96,7 @@ def rollback_time(images: BenchImages, runs: int) -> dict[str, float]:
             raise RuntimeError("the broken image deployed successfully: the health gate did not catch it")
         # As the coordinator does: rollback.yml after the failed deploy. deploy.yml has usually
         # restored the host already (then this only re-verifies); the watcher decides.
-        _playbook("rollback.yml", PRODUCTION, {})
+        _playbook("rollback.yml", PRODUCTION, {"rollback_from_digest": images.exits})
         deadline = time.monotonic() + 60
         while "at" not in restored and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -8,6 +8,7 @@ environment and extra vars off the disk: nothing secret outlives the run.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -15,6 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,54 @@ class PlaybookResult:
 
 ProgressCallback = Callable[[str], None]
 
+_HEALTH_WAIT_TASK = "Wait for /health"
+_TASK_ENDS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
+
+
+@dataclass(frozen=True)
+class _HealthWaitSoFar:
+    """One host's health wait up to an event."""
+
+    waited_s: float | None  # since the wait's runner_on_start; None when the events carry no time
+    earlier_polls: int = 0  # polls reported by the slices before this event
+
+
+class _ProgressLines:
+    """Turns events into progress lines, following each host's health wait across its retries.
+
+    The probe returns once per slice (a `runner_retry` event each), so the time waited and
+    the polls made are summed here. Times are the events' `created` stamps: the
+    controller's clock, which also keeps the role's deadline.
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[str, datetime | None] = {}
+        self._polls: dict[str, int] = {}
+
+    def for_event(self, event: dict[str, Any]) -> str | None:
+        kind, data = event.get("event"), event.get("event_data", {})
+        return _progress_line(kind, data, self._follow_health_wait(kind, data, _created_at(event)))
+
+    def _follow_health_wait(self, kind: str | None, data: dict[str, Any], created: datetime | None) -> _HealthWaitSoFar | None:
+        host = data.get("host")
+        if not host or not str(data.get("task", "")).startswith(_HEALTH_WAIT_TASK):
+            return None
+        if kind == "runner_on_start":
+            self._started[host], self._polls[host] = created, 0
+            return None
+        if host not in self._started:
+            return None
+        started = self._started[host]
+        so_far = _HealthWaitSoFar(
+            waited_s=(created - started).total_seconds() if created and started else None,
+            earlier_polls=self._polls[host],
+        )
+        if kind == "runner_retry":
+            self._polls[host] += int((data.get("res") or {}).get("polls") or 0)
+        elif kind in _TASK_ENDS:
+            del self._started[host], self._polls[host]
+        return so_far
+
 
 def _message_of(result: dict[str, Any]) -> str | None:
     if result.get("_ansible_no_log"):
@@ -122,6 +172,8 @@ def run_playbook(
         **(env or {}),
     }
 
+    progress = _ProgressLines()
+
     def handle_event(event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
         host = data.get("host")
@@ -141,7 +193,7 @@ def run_playbook(
         elif kind == "playbook_on_stats":
             _read_stats(result, data)
         if on_progress is not None:
-            line = _progress_line(kind, data)
+            line = progress.for_event(event)
             if line:
                 on_progress(line)
         return False  # do not keep event files on disk
@@ -185,21 +237,44 @@ def _read_stats(result: PlaybookResult, data: dict[str, Any]) -> None:
         result.reported = {str(k): v for k, v in reported.items() if isinstance(v, dict)}
 
 
-def _progress_line(kind: str | None, data: dict[str, Any]) -> str | None:
+def _created_at(event: dict[str, Any]) -> datetime | None:
+    """When ansible-runner created the event (its clock runs on the controller, like the deadline)."""
+    try:
+        return datetime.fromisoformat(str(event["created"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _progress_line(kind: str | None, data: dict[str, Any], health_wait: _HealthWaitSoFar | None = None) -> str | None:
+    """One plain line for the events worth showing, or None.
+
+    `health_wait` is the host's health wait up to this event, when the event belongs to one.
+    """
     if kind == "playbook_on_play_start":
         return f"play: {data.get('play', '')}"
     res = data.get("res") or {}
-    if kind == "runner_on_start" and str(data.get("task", "")).startswith("Wait for /health"):
-        return f"  {data.get('host', '?')}: {data.get('task', '')} ..."
+    host = data.get("host", "?")
+    if kind == "runner_on_start" and str(data.get("task", "")).startswith(_HEALTH_WAIT_TASK):
+        return f"  {host}: {data.get('task', '')} ..."
+    if kind == "runner_retry" and "last_status" in res:
+        left = ""
+        if health_wait is not None and health_wait.waited_s is not None and "timeout" in res:
+            left = f", {max(0, math.ceil(float(res['timeout']) - health_wait.waited_s))} s left"
+        return (f"  {host}: waiting for health: attempt {res.get('attempts', '?')}/{res.get('retries', '?')}, "
+                f"last {res['last_status']}{left}")
     if kind == "runner_on_ok" and "polls" in res and res.get("healthy"):
-        return (f"  {data.get('host', '?')}: healthy, /version {res.get('version', '?')} "
-                f"after {res['polls']} poll(s) in {res.get('elapsed', '?')} s")
-    if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+        polls = int(res["polls"]) + (health_wait.earlier_polls if health_wait else 0)
+        waited = res.get("elapsed", "?")  # this slice's only, unless the whole wait is known
+        if health_wait is not None and health_wait.waited_s is not None:
+            waited = round(health_wait.waited_s, 1)
+        return f"  {host}: healthy, /version {res.get('version', '?')} after {polls} poll(s) in {waited} s"
+    if kind in _TASK_ENDS:
         state = {"runner_on_ok": "ok", "runner_on_failed": "FAILED", "runner_on_unreachable": "UNREACHABLE",
                  "runner_on_skipped": "skipped"}[kind]
         if kind == "runner_on_ok" and res.get("changed"):
             state = "changed"
         if state in ("ok", "skipped"):
             return None  # only what changes or fails is worth a line
-        return f"  {data.get('host', '?')}: {data.get('task', '')} [{state}]"
+        why = _message_of(res) if state in ("FAILED", "UNREACHABLE") and not data.get("ignore_errors") else None
+        return f"  {host}: {data.get('task', '')} [{state}]" + (f": {why}" if why else "")
     return None

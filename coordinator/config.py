@@ -159,7 +159,7 @@ class EnvironmentConfig(Strict):
         None, description="argv run in the app checkout after deploy; {url} and {version} are substituted. Default: built-in /health + /version check."
     )
     health_timeout_s: float = Field(300, gt=0, description="Deadline for /health and /version to answer 200.")
-    health_interval_s: float = Field(1.0, gt=0)
+    health_interval_s: float = Field(0.5, gt=0, description="Seconds between health polls; 3 healthy polls in a row pass.")
     serial: str | None = Field(None, description="Ansible batch size for fleets, e.g. '25%' or '2'.")
     playbook_timeout_s: float = Field(1800, gt=0)
 

@@ -18,6 +18,7 @@ from coordinator.output import Output
 from coordinator.store import ReleaseStore
 
 if TYPE_CHECKING:
+    from coordinator.ansible import PlaybookResult
     from coordinator.audit import AuditLog
     from coordinator.ci import CIProvider
     from coordinator.forge import GiteaClient
@@ -37,6 +38,9 @@ class Context:
     interactive: bool = False
     dry_run: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Successful deploy.yml runs of this process, by environment: their final check (every
+    # host healthy after the last batch) stands in for verify.yml unless the release resumes.
+    checked_by_deploy: dict[str, "PlaybookResult"] = field(default_factory=dict)
 
     @cached_property
     def store(self) -> ReleaseStore:

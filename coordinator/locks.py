@@ -1,5 +1,5 @@
-"""The host-side deploy lock, taken through lock.yml before a deploy and held through
-verify and rollback.
+"""The host-side deploy lock: taken by deploy.yml itself (deploy_lock_acquire) and given
+back by it when every host passed, or through lock.yml for rollbacks and by hand.
 
 The lock id is kept in the release record, so a resumed release re-acquires its own lock
 (acquire is re-entrant by id) instead of locking itself out; a lock past its expiry is
@@ -29,24 +29,26 @@ def new_lock_id() -> str:
     return secrets.token_hex(8)
 
 
-def acquire(ctx: Context, environment: str, *, lock_id: str, version: str, reason: str, release_id: str | None = None) -> None:
-    """Take the deploy lock on every host of `environment`, or raise LockHeld naming the holder."""
+def refusal(result: PlaybookResult) -> str | None:
+    """Who holds the hosts a run could not lock, one clause per host; None when no host was refused."""
+    holders = []
+    for host, data in sorted(result.reported.items()):
+        lock = data.get("lock") or {}
+        if data.get("error") and lock.get("owner") and lock.get("held"):
+            holders.append(f"{host}: held by {lock.get('owner')} since {lock.get('acquired_at')} "
+                           f"for {lock.get('reason') or lock.get('version') or '?'} (lock id {lock.get('lock_id')})")
+    return "; ".join(holders) or None
+
+
+def held_error(environment: str, detail: str) -> LockHeld:
+    return LockHeld(f"{environment} is locked: {detail}. Wait, or `coordinator lock release {environment} --lock-id ID`")
+
+
+def record_acquired(ctx: Context, environment: str, result: PlaybookResult, *, version: str, release_id: str | None) -> None:
+    """Audit a lock a run took, and escalate every expired lock it took over from someone else."""
     from coordinator.audit import AuditEvent
 
-    result = _lock_playbook(ctx, environment, {
-        "deploy_lock_action": "acquire", "deploy_lock_owner": ctx.operator, "deploy_lock_reason": reason,
-        "deploy_lock_version": version, "deploy_lock_id": lock_id,
-    }, ident=f"lock-{environment}-acquire")
-    if not result.ok:
-        holders = []
-        for host, data in result.reported.items():
-            lock = data.get("lock") or {}
-            if data.get("error") and lock.get("owner"):
-                holders.append(f"{host}: held by {lock.get('owner')} since {lock.get('acquired_at')} "
-                               f"for {lock.get('reason') or lock.get('version') or '?'} (lock id {lock.get('lock_id')})")
-        detail = "; ".join(holders) or result.summary()
-        raise LockHeld(f"{environment} is locked: {detail}. Wait, or `coordinator lock release {environment} --lock-id ID`")
-    for host, data in result.reported.items():
+    for host, data in sorted(result.reported.items()):
         taken = (data.get("lock") or {}).get("taken_over")
         if taken:
             ctx.audit.append(AuditEvent.LOCK_TAKEN_OVER, operator=ctx.operator, release_id=release_id, version=version,
@@ -55,20 +57,36 @@ def acquire(ctx: Context, environment: str, *, lock_id: str, version: str, reaso
             ctx.notifier.escalate(f"expired deploy lock taken over on {environment}",
                                   f"{ctx.operator} took over the expired lock of {taken.get('owner')} on {host}.")
     ctx.audit.append(AuditEvent.LOCK_ACQUIRED, operator=ctx.operator, release_id=release_id, version=version,
-                     environment=environment, outcome="acquired", data={"hosts": sorted(result.hosts)})
+                     environment=environment, outcome="acquired", data={"hosts": sorted(result.reported or result.hosts)})
+
+
+def record_released(ctx: Context, environment: str, *, lock_id: str, release_id: str | None, force: bool = False,
+                    reason: str | None = None) -> None:
+    from coordinator.audit import AuditEvent
+
+    ctx.audit.append(AuditEvent.LOCK_RELEASED, operator=ctx.operator, release_id=release_id, environment=environment,
+                     outcome="forced" if force else "released", data={"reason": reason or "", "lock_id": lock_id})
+
+
+def acquire(ctx: Context, environment: str, *, lock_id: str, version: str, reason: str, release_id: str | None = None) -> None:
+    """Take the deploy lock on every host of `environment`, or raise LockHeld naming the holder."""
+    result = _lock_playbook(ctx, environment, {
+        "deploy_lock_action": "acquire", "deploy_lock_owner": ctx.operator, "deploy_lock_reason": reason,
+        "deploy_lock_version": version, "deploy_lock_id": lock_id,
+    }, ident=f"lock-{environment}-acquire")
+    if not result.ok:
+        raise held_error(environment, refusal(result) or result.summary())
+    record_acquired(ctx, environment, result, version=version, release_id=release_id)
 
 
 def release(ctx: Context, environment: str, *, lock_id: str, force: bool = False, reason: str | None = None,
             release_id: str | None = None) -> None:
-    from coordinator.audit import AuditEvent
-
     result = _lock_playbook(ctx, environment, {
         "deploy_lock_action": "release", "deploy_lock_id": lock_id, "deploy_lock_force": force,
     }, ident=f"lock-{environment}-release")
     if not result.ok:
         raise LockHeld(f"could not release the lock on {environment}: {result.summary()}")
-    ctx.audit.append(AuditEvent.LOCK_RELEASED, operator=ctx.operator, release_id=release_id, environment=environment,
-                     outcome="forced" if force else "released", data={"reason": reason or "", "lock_id": lock_id})
+    record_released(ctx, environment, lock_id=lock_id, release_id=release_id, force=force, reason=reason)
 
 
 def status(ctx: Context, environment: str) -> dict[str, dict[str, Any]]:

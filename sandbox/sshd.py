@@ -94,6 +94,10 @@ def prepare(files: SshFiles, host: str, port: int) -> None:
         # ownership checks of StrictModes do not apply to it; its own mode is 0600.
         "StrictModes no\n"
         "PrintMotd no\n"
+        # Benchmarks and tests point many inventory hosts at this one sshd, and Ansible
+        # multiplexes them over one master connection: allow a session per fork.
+        "MaxSessions 64\n"
+        "MaxStartups 64:30:128\n"
         "Subsystem sftp internal-sftp\n",
         encoding="utf-8",
     )

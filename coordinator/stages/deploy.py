@@ -8,7 +8,7 @@ the release record and the audit trail.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, NoReturn
 
 from coordinator.ansible import PlaybookResult, run_playbook
 from coordinator.context import Context
@@ -60,6 +60,7 @@ def lock_id_for(release: Release, environment: str) -> str:
 
 
 def take_lock(ctx: Context, release: Release, environment: str) -> str:
+    """Take the lock through lock.yml: for a rollback after deploy.yml already gave it back."""
     from coordinator import locks
 
     lock_id = lock_id_for(release, environment)
@@ -70,15 +71,40 @@ def take_lock(ctx: Context, release: Release, environment: str) -> str:
 
 
 def drop_lock(ctx: Context, release: Release, environment: str) -> None:
-    """Give our lock back; a failure here is reported, never turned into a failed release."""
+    """Give our lock back if we still hold it; a failure here is reported, never turned into a failed release."""
     from coordinator import locks
 
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    if deployment.lock_id is None:
+        return
     try:
-        locks.release(ctx, environment, lock_id=lock_id_for(release, environment), release_id=release.id)
+        locks.release(ctx, environment, lock_id=deployment.lock_id, release_id=release.id)
     except LockHeld as exc:
         ctx.out.warn(f"{exc.message} (it expires by itself)")
         return
-    release.deployments.setdefault(environment, Deployment(environment=environment)).lock_id = None
+    deployment.lock_id = None
+
+
+def absorb_lock_report(ctx: Context, release: Release, environment: str, result: PlaybookResult) -> None:
+    """Audit the lock deploy.yml took and gave back; raise LockHeld when it could not take it.
+
+    deploy.yml takes the lock on every host before the first batch (all or none) and gives
+    it back only when every host passed, so on failure the rollback still runs under it.
+    """
+    from coordinator import locks
+
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    reports = result.reported.values()
+    if any(data.get("lock_refused") for data in reports):
+        deployment.lock_id = None  # the run released whatever it had taken
+        raise locks.held_error(environment, locks.refusal(result) or result.summary())
+    lock_id = lock_id_for(release, environment)
+    if not any("locked" in data for data in reports):
+        return  # the run ended before the lock play reported (killed or broken run): keep the intent
+    locks.record_acquired(ctx, environment, result, version=release.version, release_id=release.id)
+    if result.ok and all(data.get("locked") is False for data in reports):
+        locks.record_released(ctx, environment, lock_id=lock_id, release_id=release.id)
+        deployment.lock_id = None
 
 
 def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, Any]:
@@ -91,6 +117,9 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
         "docker_release_deployed_by": ctx.operator,
         "docker_release_release_id": release.id,
         "deploy_lock_id": lock_id_for(release, environment),
+        "deploy_lock_acquire": True,
+        "deploy_lock_owner": ctx.operator,
+        "deploy_lock_reason": f"release {release.tag}",
         **health_vars(ctx, release, environment),
     }
     if env.serial:
@@ -99,11 +128,19 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
 
 
 def deploy_environment(ctx: Context, release: Release, environment: str) -> PlaybookResult:
-    """Run deploy.yml (deploy + per-host health) and record what each host runs now."""
+    """Run deploy.yml (lock, deploy + per-host health, final check, unlock) and record what each host runs now.
+
+    The lock id is saved before the run, so a run killed while holding the lock is resumed
+    under the same lock (acquiring is re-entrant by id) and never locks itself out.
+    """
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     deployment.started_at = deployment.started_at or utcnow()
+    deployment.lock_id = lock_id_for(release, environment)
     result = _playbook(ctx, release, environment, "deploy.yml", deploy_vars(ctx, release, environment))
+    absorb_lock_report(ctx, release, environment, result)
     merge_host_states(deployment, result)
+    if result.ok:
+        ctx.checked_by_deploy[environment] = result
     deployment.outcome = "deployed" if result.ok else "failed"
     deployment.finished_at = utcnow()
     return result
@@ -126,13 +163,19 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     ctx.audit.append(AuditEvent.DEPLOY_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
                      environment=environment, outcome="failed",
                      data={"reason": reason, "digest": release.build.digest, "commit": release.commit_sha or ""})
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    if deployment.lock_id is None:  # deploy.yml gave it back (a resumed verify failed): take it again
+        try:
+            take_lock(ctx, release, environment)
+        except LockHeld as exc:
+            _rollback_failed(ctx, release, environment, reason, f"could not take the lock: {exc.message}")
     result = _playbook(ctx, release, environment, "rollback.yml", {
         "deploy_lock_id": lock_id_for(release, environment),
+        "rollback_from_digest": release.build.digest,
         "rollback_reason": f"{release.tag} failed verification: {reason}"[:200],
         "rollback_release_id": release.id,
         **{k: v for k, v in health_vars(ctx, release, environment).items() if k in ("release_health_timeout", "release_health_interval")},
     })
-    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     merge_host_states(deployment, result)
     deployment.finished_at = utcnow()
     restored = sorted({state.version or "?" for state in result.host_states().values()})
@@ -148,12 +191,20 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
         ctx.out.alarm(message)
         release.last_error = message
         raise RolledBack(message)
+    _rollback_failed(ctx, release, environment, reason, result.summary())
+
+
+def _rollback_failed(ctx: Context, release: Release, environment: str, reason: str, detail: str) -> NoReturn:
+    from coordinator.audit import AuditEvent
+
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     deployment.outcome = "rollback_failed"
     release.status = ReleaseStatus.ROLLBACK_FAILED
-    message = (f"{environment}: {release.tag} failed ({reason}) AND the rollback failed: {result.summary()}. "
-               f"Act now: see README 'Manual rollback'. The deploy lock stays held (id {lock_id_for(release, environment)})")
+    held = f"The deploy lock stays held (id {deployment.lock_id})" if deployment.lock_id else "No deploy lock is held by this release"
+    message = (f"{environment}: {release.tag} failed ({reason}) AND the rollback failed: {detail}. "
+               f"Act now: see README 'Manual rollback'. {held}")
     ctx.audit.append(AuditEvent.ROLLBACK_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
-                     environment=environment, outcome="rollback_failed", data={"reason": result.summary()})
+                     environment=environment, outcome="rollback_failed", data={"reason": detail})
     _escalate(ctx, release, environment, reason, message, rolled_back=False)
     ctx.out.alarm(message)
     release.last_error = message

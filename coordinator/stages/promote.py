@@ -11,7 +11,7 @@ from coordinator.context import Context
 from coordinator.errors import GateRefused
 from coordinator.release import Release
 from coordinator.stages.approve import approvals_missing
-from coordinator.stages.deploy import deploy_environment, rollback_environment, take_lock
+from coordinator.stages.deploy import deploy_environment, rollback_environment
 
 
 def run_promote(ctx: Context, release: Release) -> None:
@@ -28,7 +28,7 @@ def run_promote(ctx: Context, release: Release) -> None:
                      environment=environment, outcome="started",
                      data={"digest": release.build.digest, "commit": release.commit_sha or "", "run_id": release.build.run_id,
                            "approved_by": [a.operator for a in release.valid_approvals()]})
-    take_lock(ctx, release, environment)  # held through verify (and rollback)
+    # deploy.yml takes the lock and keeps it when anything fails, so the rollback runs under it.
     result = deploy_environment(ctx, release, environment)
     if not result.ok:
         rollback_environment(ctx, release, environment, result.summary())

@@ -12,7 +12,7 @@ import httpx
 from coordinator.context import Context
 from coordinator.errors import DeployFailed
 from coordinator.release import Release
-from coordinator.stages.deploy import deploy_environment, drop_lock, fail_deploy, take_lock
+from coordinator.stages.deploy import deploy_environment, drop_lock, fail_deploy
 
 
 def builtin_smoke(url: str, version: str, timeout_s: float = 10.0) -> str | None:
@@ -53,14 +53,13 @@ def run_stage(ctx: Context, release: Release) -> None:
 
     environment = ctx.config.promote_from
     assert release.build is not None
-    take_lock(ctx, release, environment)
     try:
-        result = deploy_environment(ctx, release, environment)
+        result = deploy_environment(ctx, release, environment)  # takes the lock and, when all passed, gives it back
         if not result.ok:
             fail_deploy(ctx, release, environment, result)
-        problem = run_smoke(ctx, release, environment)
     finally:
-        drop_lock(ctx, release, environment)
+        drop_lock(ctx, release, environment)  # only when a failed run left it held
+    problem = run_smoke(ctx, release, environment)
     release.smoke_result = "passed" if problem is None else f"failed: {problem}"
     if problem is not None:
         ctx.audit.append(AuditEvent.STAGE_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,

@@ -54,6 +54,8 @@ class PlaybookRun:
     stats: dict[str, dict[str, int]]
     hosts: dict[str, dict[str, Any]]
     failures: list[str] = field(default_factory=list)
+    # Task name -> the hosts it ran on (not skipped), in play order.
+    ran: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -72,6 +74,15 @@ def _failed_tasks(document: dict[str, Any]) -> list[str]:
                 if result.get("failed") or result.get("unreachable"):
                     found.append(f"{host}: {task['task']['name']}: {result.get('msg', '')}")
     return found
+
+
+def _hosts_per_task(document: dict[str, Any]) -> dict[str, list[str]]:
+    ran: dict[str, list[str]] = {}
+    for play in document.get("plays", []):
+        for task in play.get("tasks", []):
+            hosts = [host for host, result in task.get("hosts", {}).items() if not result.get("skipped")]
+            ran.setdefault(task["task"]["name"], []).extend(hosts)
+    return ran
 
 
 def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | None = None) -> PlaybookRun:
@@ -102,12 +113,17 @@ def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | No
         stats=document.get("stats", {}),
         hosts=document.get("global_custom_stats", {}).get("coordinator_hosts", {}),
         failures=_failed_tasks(document),
+        ran=_hosts_per_task(document),
     )
 
 
 def docker_inspect(name: str) -> dict[str, Any]:
     out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True, timeout=30).stdout
     return json.loads(out)[0]
+
+
+def container_exists(name: str) -> bool:
+    return subprocess.run(["docker", "inspect", name], capture_output=True, check=False, timeout=30).returncode == 0
 
 
 def running_digest(container: str) -> str:

@@ -19,6 +19,7 @@ from tests.ansible.conftest import (
     Inventory,
     InventoryFactory,
     PlaybookRun,
+    container_exists,
     deploy_vars,
     docker_inspect,
     run_playbook,
@@ -333,3 +334,81 @@ def test_acquiring_a_fleet_is_all_or_nothing(make_inventory: InventoryFactory) -
     assert not inventory.lock_dir("app1").exists()
     assert not inventory.lock_dir("app3").exists()
     assert json.loads((inventory.lock_dir("app2") / "info.json").read_text())["owner"] == "alice"
+
+
+# deploy.yml with deploy_lock_acquire: one run takes the lock, deploys and gives it back
+
+
+def test_deploy_takes_the_lock_and_gives_it_back_when_every_host_passed(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["app1", "app2"])
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.fleet["1.0.0"], deploy_lock_acquire=True, deploy_lock_id="run-1", deploy_lock_owner="carol", deploy_serial=1))
+
+    assert not run.failed, str(run)
+    for name in ("app1", "app2"):
+        assert run.hosts[name]["locked"] is False and run.hosts[name]["lock"]["owner"] == "carol", name
+        assert run.hosts[name]["final_check"] is True, name
+        assert not inventory.lock_dir(name).exists(), name
+
+
+def test_deploy_under_someone_elses_lock_deploys_nothing_and_releases_its_own(
+    images: Images, make_inventory: InventoryFactory
+) -> None:
+    inventory = make_inventory(["app1", "app2", "app3"])
+    assert not run_playbook("lock.yml", inventory.path, {**ALICE, "lock_hosts": "app2"}).failed
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.fleet["1.0.0"], deploy_lock_acquire=True, deploy_lock_id="run-2", deploy_lock_owner="carol"))
+
+    assert run.failed
+    assert run.hosts["app2"]["lock_refused"] is True
+    assert "alice" in run.hosts["app2"]["error"]
+    for name in ("app1", "app3"):
+        assert not inventory.lock_dir(name).exists(), name
+    for name in ("app1", "app2", "app3"):
+        assert not container_exists(inventory.container(name)), name
+    assert json.loads((inventory.lock_dir("app2") / "info.json").read_text())["owner"] == "alice"
+
+
+def test_a_failed_deploy_keeps_the_lock_it_took(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"])).failed
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.sample["3.0.0"], deploy_lock_acquire=True, deploy_lock_id="run-3", deploy_lock_owner="carol"))
+
+    assert run.failed
+    assert running_digest(inventory.container("web")) == images.sample["1.0.0"].digest
+    assert json.loads((inventory.lock_dir("web") / "info.json").read_text())["lock_id"] == "run-3"
+
+
+def test_hosts_of_earlier_batches_are_checked_again_after_the_last(images: Images, make_inventory: InventoryFactory) -> None:
+    names = ["fleet1", "fleet2", "fleet3"]
+    inventory = make_inventory(names)
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(images.fleet["1.0.0"], deploy_serial=1))
+
+    assert not run.failed, str(run)
+    # The last batch (fleet3) was checked moments ago; the earlier ones again after it.
+    rechecked = run.ran["release_health : Wait for /health and /version until the deadline"]
+    assert rechecked.count("fleet1") == 2 and rechecked.count("fleet2") == 2 and rechecked.count("fleet3") == 1
+    assert all(run.hosts[name]["final_check"] is True for name in names)
+
+
+def test_rollback_from_a_digest_leaves_hosts_on_other_releases_alone(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["app1", "app2"])
+    old, new = images.fleet["1.0.0"], images.fleet["2.0.0"]
+    first = run_playbook("deploy.yml", inventory.path, deploy_vars(old, deploy_serial="100%"))
+    assert not first.failed, str(first)
+    second = run_playbook("deploy.yml", inventory.path, deploy_vars(new, deploy_hosts="app1"))
+    assert not second.failed, str(second)
+
+    run = run_playbook("rollback.yml", inventory.path, {"rollback_from_digest": new.digest})
+
+    assert not run.failed, str(run)
+    assert running_digest(inventory.container("app1")) == old.digest
+    assert running_digest(inventory.container("app2")) == old.digest
+    assert run.hosts["app1"]["rolled_back"] is True
+    assert run.hosts["app2"]["rolled_back"] is False
+    assert inventory.record("app2")["previous"] is None
