@@ -21,6 +21,15 @@ GOALS = {"deploy_ratio": 1.3, "release_ratio": 1.5, "rollback_seconds": 10.0, "f
 SCENARIOS = ("help", "deploy", "rollback", "fleet", "release")
 
 
+def _distribution_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def environment() -> dict[str, Any]:
     def version(argv: list[str]) -> str:
         try:
@@ -28,12 +37,10 @@ def environment() -> dict[str, Any]:
         except (OSError, IndexError):
             return "unknown"
 
-    import ansible_runner
-
     from ansible.release import __version__ as ansible_core
 
     return {"cores": os.cpu_count(), "python": platform.python_version(), "ansible_core": ansible_core,
-            "ansible_runner": getattr(ansible_runner, "__version__", "unknown"),
+            "ansible_runner": _distribution_version("ansible-runner"),
             "docker": version(["docker", "version", "--format", "{{.Server.Version}}"]), "machine": platform.machine()}
 
 
@@ -72,16 +79,18 @@ def main() -> None:
     env = environment()
     print(f"environment: {json.dumps(env)}")
     print(f"runs per figure: {args.runs} (median)")
-    print(f"{'figure':<24} {'value':>10} {'goal':>8}  verdict")
+    print(f"{'figure':<36} {'value':>10} {'goal':>8}  verdict")
     for key, value in figures.items():
         if isinstance(value, list):
             continue
         goal = GOALS.get(key)
         verdict = "" if goal is None else ("meets goal" if value <= goal else "MISSES goal")
-        print(f"{key:<24} {value:>10.3f} {('≤ ' + str(goal)) if goal else '':>8}  {verdict}")
+        print(f"{key:<36} {value:>10.3f} {('≤ ' + str(goal)) if goal else '':>8}  {verdict}")
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"measured_at": datetime.now(UTC).isoformat(), "runs": args.runs,
+        # A partial run (--only) updates its own figures and keeps the others.
+        kept = json.loads(RESULTS.read_text()) if RESULTS.exists() and set(chosen) != set(SCENARIOS) else {}
+        RESULTS.write_text(json.dumps({**kept, "measured_at": datetime.now(UTC).isoformat(), "runs": args.runs,
                                        "environment": env, "goals": GOALS, **figures}, indent=2) + "\n")
         print(f"written to {RESULTS}")
 

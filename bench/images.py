@@ -17,6 +17,7 @@ class BenchImages:
     v1: str  # digest serving 1.0.0
     v2: str  # digest serving 1.1.0
     exits: str  # digest of an image whose container exits at once (version 1.2.0)
+    unhealthy: str  # digest of an image whose /health answers 404 (version 1.3.0)
 
 
 def _build(version: str, variant: str) -> str:
@@ -32,4 +33,5 @@ def _build(version: str, variant: str) -> str:
 
 
 def build_bench_images() -> BenchImages:
-    return BenchImages(v1=_build("1.0.0", "good"), v2=_build("1.1.0", "good"), exits=_build("1.2.0", "exits"))
+    return BenchImages(v1=_build("1.0.0", "good"), v2=_build("1.1.0", "good"), exits=_build("1.2.0", "exits"),
+                       unhealthy=_build("1.3.0", "broken-health"))

@@ -15,7 +15,7 @@ import yaml
 
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
-from bench.timing import median_of, timed, wait_until_serving
+from bench.timing import machine_busy_seconds, median_of, timed, wait_until_serving
 from coordinator.ansible import run_playbook
 from sandbox.coordinator_config import IMAGE, PRODUCTION_URL, REPO_ROOT
 
@@ -62,52 +62,62 @@ def deploy_one_host(images: BenchImages, runs: int) -> dict[str, float]:
             "deploy_ratio": ours_median / recipe_median, "deploy_raw": ours_raw, "deploy_recipe_raw": recipe_raw}
 
 
+UNHEALTHY_TIMEOUT_S = 10
+
+
+def _time_to_restore(images: BenchImages, broken: str, version: str, health_timeout_s: int) -> float:
+    """From starting a deploy of `broken` over 1.0.0 to 1.0.0 serving 200 again."""
+    _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.v1, "1.0.0"))
+    wait_until_serving(PRODUCTION_URL, "1.0.0")
+    restored: dict[str, float] = {}
+    went_down = threading.Event()
+    stop = threading.Event()
+
+    def watch() -> None:
+        import httpx
+
+        with httpx.Client(timeout=0.5) as client:
+            while not stop.is_set():
+                try:
+                    health = client.get(f"{PRODUCTION_URL}/health")
+                    served = client.get(f"{PRODUCTION_URL}/version")
+                    serving = health.status_code == 200 and served.status_code == 200 and served.text.strip() == "1.0.0"
+                except httpx.HTTPError:
+                    serving = False
+                if not serving:
+                    went_down.set()
+                elif went_down.is_set() and "at" not in restored:
+                    restored["at"] = time.perf_counter()
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    started = time.perf_counter()
+    watcher.start()
+    deploy = {**_deploy_vars(broken, version), "release_health_timeout": health_timeout_s}
+    if _playbook("deploy.yml", PRODUCTION, deploy):
+        raise RuntimeError(f"the broken {version} deployed successfully: the health gate did not catch it")
+    # As the coordinator does: rollback.yml of the hosts still on the bad digest. deploy.yml
+    # has already restored the host (then this leaves it alone); the watcher decides.
+    _playbook("rollback.yml", PRODUCTION, {"rollback_from_digest": broken})
+    deadline = time.monotonic() + 60
+    while "at" not in restored and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    watcher.join(timeout=5)
+    if "at" not in restored:
+        raise RuntimeError(f"1.0.0 never served again after the broken {version}")
+    return restored["at"] - started
+
+
 def rollback_time(images: BenchImages, runs: int) -> dict[str, float]:
-    """From starting a broken deploy (container exits at once) to 1.0.0 serving 200 again."""
-
-    def once(_i: int) -> float:
-        _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.v1, "1.0.0"))
-        wait_until_serving(PRODUCTION_URL, "1.0.0")
-        restored: dict[str, float] = {}
-        went_down = threading.Event()
-        stop = threading.Event()
-
-        def watch() -> None:
-            import httpx
-
-            with httpx.Client(timeout=0.5) as client:
-                while not stop.is_set():
-                    try:
-                        up = client.get(f"{PRODUCTION_URL}/version")
-                        serving = up.status_code == 200 and up.text.strip() == "1.0.0"
-                    except httpx.HTTPError:
-                        serving = False
-                    if not serving:
-                        went_down.set()
-                    elif went_down.is_set() and "at" not in restored:
-                        restored["at"] = time.perf_counter()
-                    time.sleep(0.02)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        started = time.perf_counter()
-        watcher.start()
-        failed_ok = _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.exits, "1.2.0"))
-        if failed_ok:
-            raise RuntimeError("the broken image deployed successfully: the health gate did not catch it")
-        # As the coordinator does: rollback.yml after the failed deploy. deploy.yml has usually
-        # restored the host already (then this only re-verifies); the watcher decides.
-        _playbook("rollback.yml", PRODUCTION, {"rollback_from_digest": images.exits})
-        deadline = time.monotonic() + 60
-        while "at" not in restored and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stop.set()
-        watcher.join(timeout=5)
-        if "at" not in restored:
-            raise RuntimeError("1.0.0 never served again after the broken deploy")
-        return restored["at"] - started
-
-    median, raw = median_of(runs, once)
-    return {"rollback_seconds": median, "rollback_raw": raw, "health_poll_interval_s": HEALTH_INTERVAL_S}
+    """Broken deploy → previous digest serving again: a container that exits at once, and
+    one whose /health answers 404 (that one waits out a short health deadline first)."""
+    exits, exits_raw = median_of(runs, lambda _i: _time_to_restore(images, images.exits, "1.2.0", 120))
+    unhealthy, unhealthy_raw = median_of(
+        runs, lambda _i: _time_to_restore(images, images.unhealthy, "1.3.0", UNHEALTHY_TIMEOUT_S))
+    return {"rollback_seconds": exits, "rollback_raw": exits_raw,
+            "rollback_unhealthy_seconds": unhealthy, "rollback_unhealthy_raw": unhealthy_raw,
+            "rollback_unhealthy_health_timeout_s": UNHEALTHY_TIMEOUT_S, "health_poll_interval_s": HEALTH_INTERVAL_S}
 
 
 def _fleet_inventory(directory: Path, hosts: int) -> Path:
@@ -131,7 +141,8 @@ def _fleet_inventory(directory: Path, hosts: int) -> Path:
 
 
 def fleet(images: BenchImages, runs: int, size: int = 20) -> dict[str, float]:
-    """deploy.yml to `size` hosts (batches of 25 %) vs to one host."""
+    """deploy.yml to `size` hosts (batches of 25 %) vs to one host, and how busy the machine's
+    cores were (0-1) during the fleet runs: the hosts share them with the controller."""
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         one, many = _fleet_inventory(Path(tmp), 1), _fleet_inventory(Path(tmp), size)
         _playbook("deploy.yml", many, _deploy_vars(images.v1, "1.0.0"))
@@ -140,11 +151,14 @@ def fleet(images: BenchImages, runs: int, size: int = 20) -> dict[str, float]:
             return lambda i: timed(lambda: _playbook("deploy.yml", inventory, _deploy_vars(*_alternating(images, i + 1))))
 
         one_median, one_raw = median_of(runs, measure(one))
+        busy_before = machine_busy_seconds()
         many_median, many_raw = median_of(runs, measure(many))
+        busy = (machine_busy_seconds() - busy_before) / ((os.cpu_count() or 1) * sum(many_raw))
     for n in range(1, size + 1):
         remove_container(f"bench-fleet{n}")
     return {"fleet1_seconds": one_median, f"fleet{size}_seconds": many_median,
-            f"fleet{size}_ratio": many_median / one_median, "fleet1_raw": one_raw, f"fleet{size}_raw": many_raw}
+            f"fleet{size}_ratio": many_median / one_median, f"fleet{size}_cpu_busy": busy,
+            "fleet1_raw": one_raw, f"fleet{size}_raw": many_raw}
 
 
 def help_cold_start(runs: int) -> dict[str, float]:

@@ -15,6 +15,19 @@ def median_of(runs: int, measure: Callable[[int], float]) -> tuple[float, list[f
     return statistics.median(figures), figures
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds this machine has spent busy (all cores, all processes) since boot.
+
+    The loopback "hosts" of a fleet share this machine's cores with the controller, so
+    how busy it was tells whether a figure measures our work or the box running out of CPU.
+    """
+    import os
+
+    fields = [int(value) for value in open("/proc/stat", encoding="ascii").readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()

@@ -71,7 +71,7 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
 
             checks.append(Check("forge", False, exc.message))
     existing = ctx.store.load(release_id_for(config.project, version))
-    digest = existing.build.digest if existing and existing.build else _registry_digest(ctx, tag, checks)
+    digest = existing.build.digest if existing and existing.build else _registry_digest(ctx, tag)
     environments = [_environment_state(ctx, name, digest) for name in config.environments]
     done = set(existing.completed) if existing else set()
     env_from, env_to = config.promote_from, config.promote_to
@@ -91,7 +91,7 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
                 environments=environments, artifact_digest=digest)
 
 
-def _registry_digest(ctx: Context, tag: str, checks: list) -> str | None:  # type: ignore[type-arg]
+def _registry_digest(ctx: Context, tag: str) -> str | None:
     """The digest the registry has for the tag already (a rebuilt tag, or None before CI)."""
     from coordinator.registry import resolve_digest
 

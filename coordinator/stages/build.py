@@ -7,6 +7,7 @@ registry; from here on everything is deployed by that digest, never by the tag.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from coordinator.context import Context
 from coordinator.errors import BuildFailed
@@ -19,7 +20,7 @@ def run_build(ctx: Context, release: Release) -> None:
 
     ci = ctx.config.ci
     assert release.commit_sha is not None
-    last_line = {"text": "", "at": 0.0}
+    last_line: dict[str, Any] = {"text": "", "at": 0.0}
 
     def progress(run: object, elapsed: float) -> None:
         status = getattr(run, "status", None)

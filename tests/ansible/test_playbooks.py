@@ -15,6 +15,7 @@ import pytest
 
 from tests.ansible.conftest import (
     CANARY_SECRET,
+    REPO,
     Images,
     Inventory,
     InventoryFactory,
@@ -185,6 +186,25 @@ def test_verify_fails_early_when_the_container_exits(images: Images, make_invent
     assert run.failed
     assert "not waiting for the deadline" in run.output
     assert run.hosts["web"]["healthy"] is False
+
+
+def test_a_health_wait_reports_progress_through_the_runner_until_its_deadline(deployed_scenario: Scenario) -> None:
+    """The coordinator's view: each unhealthy slice of the wait is a progress line with time left."""
+    from coordinator.ansible import run_playbook as run_through_runner
+
+    lines: list[str] = []
+    result = run_through_runner(
+        ansible_dir=REPO, playbook="verify.yml", inventory=deployed_scenario.inventory.path,
+        extravars={"release_health_health_path": "/missing", "release_health_timeout": 3,
+                   "release_health_progress_interval": 1, "release_health_interval": 0.25},
+        ident="progress-test", timeout_s=120, on_progress=lines.append,
+    )
+
+    assert not result.ok
+    waiting = [line for line in lines if "web: waiting for health: attempt" in line]
+    assert len(waiting) >= 2, lines
+    assert "last /missing answered 404" in waiting[0] and " s left" in waiting[0]
+    assert "within the 3 s deadline" in result.hosts["web"].message or "within the 3 s deadline" in str(result.reported)
 
 
 # rollback.yml
