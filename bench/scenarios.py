@@ -15,7 +15,7 @@ import yaml
 
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
-from bench.timing import machine_busy_seconds, median_of, timed, wait_until_serving
+from bench.timing import machine_busy_seconds, median_of, serving, timed, wait_until_serving
 from coordinator.ansible import run_playbook
 from sandbox.coordinator_config import IMAGE, PRODUCTION_URL, REPO_ROOT
 
@@ -78,13 +78,7 @@ def _time_to_restore(images: BenchImages, broken: str, version: str, health_time
 
         with httpx.Client(timeout=0.5) as client:
             while not stop.is_set():
-                try:
-                    health = client.get(f"{PRODUCTION_URL}/health")
-                    served = client.get(f"{PRODUCTION_URL}/version")
-                    serving = health.status_code == 200 and served.status_code == 200 and served.text.strip() == "1.0.0"
-                except httpx.HTTPError:
-                    serving = False
-                if not serving:
+                if not serving(client, PRODUCTION_URL, "1.0.0"):
                     went_down.set()
                 elif went_down.is_set() and "at" not in restored:
                     restored["at"] = time.perf_counter()

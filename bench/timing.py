@@ -23,7 +23,8 @@ def machine_busy_seconds() -> float:
     """
     import os
 
-    fields = [int(value) for value in open("/proc/stat", encoding="ascii").readline().split()[1:]]
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
@@ -34,17 +35,22 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def serving(client: httpx.Client, url: str, version: str) -> bool:
+    """Whether `url` answers /health and /version with 200 and /version says `version`."""
+    try:
+        health = client.get(f"{url}/health")
+        served = client.get(f"{url}/version")
+    except httpx.HTTPError:
+        return False
+    return health.status_code == 200 and served.status_code == 200 and served.text.strip() == version
+
+
 def wait_until_serving(url: str, version: str, deadline_s: float = 120.0, interval_s: float = 0.05) -> float:
     """Poll `url`/version until it answers 200 with `version`; return when (perf_counter)."""
     deadline = time.monotonic() + deadline_s
     with httpx.Client(timeout=1.0) as client:
         while time.monotonic() < deadline:
-            try:
-                health = client.get(f"{url}/health")
-                served = client.get(f"{url}/version")
-                if health.status_code == 200 and served.status_code == 200 and served.text.strip() == version:
-                    return time.perf_counter()
-            except httpx.HTTPError:
-                pass
+            if serving(client, url, version):
+                return time.perf_counter()
             time.sleep(interval_s)
     raise TimeoutError(f"{url} did not serve {version} within {deadline_s:.0f}s")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -181,13 +181,13 @@ class Config(Strict):
     project: str = Field(description="Short project name, used in release ids and container names.")
     app: AppConfig
     forge: ForgeConfig
-    ci: CIConfig = Field(default_factory=lambda: CIConfig())
+    ci: CIConfig = Field(default_factory=CIConfig)
     image: ImageConfig
     environments: dict[str, EnvironmentConfig]
     promote_from: str = Field("staging", description="The environment that must pass before the gate.")
     promote_to: str = Field("production", description="The environment behind the approval gate.")
-    notify: NotifyConfig = Field(default_factory=lambda: NotifyConfig())
-    approvals: ApprovalConfig = Field(default_factory=lambda: ApprovalConfig())
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    approvals: ApprovalConfig = Field(default_factory=ApprovalConfig)
     state_dir: Path = Field(Path(".coordinator"), description="Release records, audit log and lock.")
     ansible_dir: Path = Field(REPO_ROOT, description="Where playbooks/, roles/ and ansible.cfg live.")
 

@@ -204,15 +204,23 @@ def docker_get(socket_path: str, path: str, timeout: float) -> tuple[int, dict]:
     return response.status, json.loads(body) if response.status == 200 else {}
 
 
+def inspect_container(socket_path: str, name: str, timeout: float) -> dict | None:
+    """The container's inspect data (secrets included: never return it), or None when it does not exist."""
+    status, data = docker_get(socket_path, "/containers/%s/json" % urllib.parse.quote(name, safe=""), timeout)
+    if status == 404:
+        return None
+    if status != 200:
+        raise ProbeFailed("Docker API answered %d for container %s" % (status, name))
+    return data
+
+
 def check_digest(params: dict) -> str:
     """Return the expected digest when the container's image has it; raise ProbeFailed otherwise."""
     name, expected = params["container_name"], params["expected_digest"]
     socket_path, timeout = params["docker_socket"], params["request_timeout"]
-    status, container = docker_get(socket_path, "/containers/%s/json" % urllib.parse.quote(name, safe=""), timeout)
-    if status == 404:
+    container = inspect_container(socket_path, name, timeout)
+    if container is None:
         raise ProbeFailed("container %s does not exist on %s" % (name, socket.gethostname()))
-    if status != 200:
-        raise ProbeFailed("Docker API answered %d for container %s" % (status, name))
     # Only the image ID leaves the inspect data: its Config.Env holds the release's secrets.
     image_id = str(container.get("Image") or "")
     del container
@@ -230,11 +238,9 @@ def check_digest(params: dict) -> str:
 
 def container_state(socket_path: str, name: str, timeout: float) -> dict | None:
     """Return the container's State plus RestartCount, or None when it does not exist."""
-    status, data = docker_get(socket_path, "/containers/%s/json" % urllib.parse.quote(name, safe=""), timeout)
-    if status == 404:
+    data = inspect_container(socket_path, name, timeout)
+    if data is None:
         return None
-    if status != 200:
-        raise ProbeFailed("Docker API answered %d for container %s" % (status, name))
     state = data.get("State") or {}
     return {
         "status": state.get("Status", "unknown"),
