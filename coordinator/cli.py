@@ -225,6 +225,7 @@ def audit_verify(state: State) -> None:
 
 
 def _plan(state: State, version: str, *, as_json: bool) -> None:
+    from coordinator.errors import CheckFailed
     from coordinator.plan import build_plan, print_plan
 
     ctx = state.context()
@@ -233,6 +234,8 @@ def _plan(state: State, version: str, *, as_json: bool) -> None:
         ctx.out.line(plan.model_dump_json(indent=2))
     else:
         print_plan(ctx, plan)
+    if not plan.ready:
+        raise CheckFailed(plan.problems())
 
 
 @cli.command()
@@ -240,7 +243,11 @@ def _plan(state: State, version: str, *, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def plan(state: State, version: str, as_json: bool) -> None:
-    """Dry run: every read-only check, and what each stage would do. Changes nothing."""
+    """Dry run: every read-only check, and what each stage would do. Changes nothing.
+
+    Exits 0 when the release is ready, 3 when a check failed or a host could not be read
+    (so a CI job can gate on it).
+    """
     _plan(state, version, as_json=as_json)
 
 
@@ -308,6 +315,37 @@ def lock_release(state: State, environment: str, lock_id: str, force: bool, reas
     ctx = state.context()
     locks.release(ctx, environment, lock_id=lock_id, force=force, reason=reason)
     ctx.out.success(f"lock on {environment} released")
+
+
+@cli.group()
+def hosts() -> None:
+    """Check the hosts of an environment before a release touches them."""
+
+
+@hosts.command("check")
+@click.argument("environment")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def hosts_check(state: State, environment: str, as_json: bool) -> None:
+    """Per host of ENVIRONMENT: SSH, Python, the libraries the deploy needs, the Docker
+    engine, the release state directory, and the deploy lock. Changes nothing.
+
+    Exits 15 when a host cannot be reached, 16 when one cannot take a deploy.
+    """
+    from coordinator.preflight import check_hosts, raise_for_problems
+
+    ctx = state.context()
+    checks = check_hosts(ctx, environment)
+    if as_json:
+        ctx.out.line(json.dumps([check.model_dump() for check in checks], indent=2))
+    else:
+        for check in checks:
+            ctx.out.line(f"{check.host}: {'ready' if check.ready else 'NOT READY'}; lock {check.lock}")
+            for item in check.findings:
+                ctx.out.line(f"  [{'ok' if item.ok else 'FAIL'}] {item.check}: {item.detail}")
+    raise_for_problems(environment, checks)
+    if not as_json:
+        ctx.out.success(f"{environment}: {len(checks)} host(s) ready")
 
 
 @cli.group("config")

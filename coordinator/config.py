@@ -22,7 +22,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from coordinator.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-"""Where our playbooks, roles and ansible.cfg live (the coordinator checkout)."""
+"""The coordinator checkout, when running from one (an editable install or the source tree)."""
+
+INSTALLED_ANSIBLE_DIR = Path(__file__).resolve().parent / "_ansible"
+"""Where a wheel install keeps its copy of playbooks/, roles/ and ansible.cfg (see setup.py)."""
+
+
+def default_ansible_dir() -> Path:
+    """The checkout's Ansible content when running from one, else the copy installed with the package."""
+    if (REPO_ROOT / "playbooks" / "deploy.yml").is_file() and (REPO_ROOT / "ansible.cfg").is_file():
+        return REPO_ROOT
+    return INSTALLED_ANSIBLE_DIR
 
 _IMAGE_NAME = re.compile(r"^[a-z0-9.-]+(?::\d+)?/[a-z0-9._/-]+$")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -189,7 +199,8 @@ class Config(Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     approvals: ApprovalConfig = Field(default_factory=ApprovalConfig)
     state_dir: Path = Field(Path(".coordinator"), description="Release records, audit log and lock.")
-    ansible_dir: Path = Field(REPO_ROOT, description="Where playbooks/, roles/ and ansible.cfg live.")
+    ansible_dir: Path = Field(default_factory=default_ansible_dir,
+                              description="Where playbooks/, roles/ and ansible.cfg live (default: the installed copy).")
 
     @field_validator("project")
     @classmethod
@@ -287,7 +298,11 @@ def load_config(path: Path) -> Config:
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
-    return config.resolve_paths(path.resolve().parent)
+    config = config.resolve_paths(path.resolve().parent)
+    if not (config.ansible_dir / "playbooks" / "deploy.yml").is_file():
+        raise ConfigError(f"{path}: ansible_dir: {config.ansible_dir} has no playbooks/deploy.yml; remove the key to use "
+                          "the playbooks installed with coordinator, or point it at a coordinator checkout")
+    return config
 
 
 def redact_url(url: str) -> str:

@@ -29,6 +29,8 @@ class ExitCode(IntEnum):
     GATE_REFUSED = 12  # the operator refused the gate, or the approval does not match
     ANNOUNCE_PENDING = 13  # deployed and verified; some announcement steps still pending
     AUDIT_BROKEN = 14  # the audit chain failed verification (tampering or corruption)
+    HOST_UNREACHABLE = 15  # a host could not be reached over SSH (resumable once it answers)
+    HOST_NOT_READY = 16  # a host answered but cannot run the deploy (Python, library, Docker engine)
 
 
 class CoordinatorError(Exception):
@@ -131,3 +133,15 @@ class AuditBroken(CoordinatorError):
     """The audit chain does not verify: a record was edited, removed or inserted."""
 
     exit_code = ExitCode.AUDIT_BROKEN
+
+
+class HostUnreachable(CoordinatorError):
+    """A host could not be reached over SSH: nothing was changed on it."""
+
+    exit_code = ExitCode.HOST_UNREACHABLE
+
+
+class HostNotReady(CoordinatorError):
+    """A host answered but lacks what a deploy needs (Python, a library, a Docker engine)."""
+
+    exit_code = ExitCode.HOST_NOT_READY

@@ -53,7 +53,13 @@ class Plan(BaseModel):
 
     @property
     def ready(self) -> bool:
-        return all(check.ok for check in self.checks)
+        """Every check passed and every environment's hosts could be read."""
+        return not self.problems()
+
+    def problems(self) -> list[str]:
+        found = [f"{check.name}: {check.detail}" for check in self.checks if not check.ok]
+        found += [f"{env.name} hosts: {env.error}" for env in self.environments if env.error]
+        return found
 
 
 def build_plan(ctx: Context, version_text: str) -> Plan:
@@ -133,4 +139,4 @@ def print_plan(ctx: Context, plan: Plan) -> None:
             change = {True: "would change", False: "already runs it", None: "digest not built yet"}[host.would_change]
             ctx.out.line(f"    {host.host}: runs {host.running_version or 'nothing'} ({(host.running_digest or '-')[:19]}), "
                          f"{host.state or '-'}, lock {host.lock}; {change}")
-    ctx.out.line("ready to release" if plan.ready else "NOT ready: fix the failed checks first")
+    ctx.out.line("ready to release" if plan.ready else "NOT ready: fix the failed checks first (exit 3)")

@@ -14,8 +14,9 @@ from sandbox.procs import Started, spawn, wait_until
 
 ENGINE_TIMEOUT_S = 60.0
 SANDBOX_LABEL_KEY = "coordinator.sandbox"
-SANDBOX_LABEL = f"{SANDBOX_LABEL_KEY}=1"  # set on containers we start; any value of the key counts
-CONTAINER_PREFIX = "sample-"
+"""Containers a world starts carry `coordinator.sandbox=<the world's directory>`: cleanup
+matches the value exactly, so one checkout's world never removes another's containers (or
+anything else on the engine)."""
 
 
 def docker(*args: str, timeout_s: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -49,19 +50,20 @@ def ensure_engine(log: Path) -> Started | None:
     return proc
 
 
-def sandbox_containers() -> list[str]:
-    """Names of containers that belong to the sandbox: labelled (any value), or named `sample-*`."""
-    names: set[str] = set()
-    labelled = docker("ps", "-a", "--filter", f"label={SANDBOX_LABEL_KEY}", "--format", "{{.Names}}").stdout
-    names.update(line.strip() for line in labelled.splitlines() if line.strip())
-    every = docker("ps", "-a", "--format", "{{.Names}}").stdout
-    names.update(line.strip() for line in every.splitlines() if line.strip().startswith(CONTAINER_PREFIX))
-    return sorted(names)
+def world_label(world_dir: Path) -> str:
+    """The `key=value` label that marks a container as started by the world in `world_dir`."""
+    return f"{SANDBOX_LABEL_KEY}={Path(world_dir).resolve()}"
 
 
-def remove_sandbox_containers() -> list[str]:
-    """Force-remove the sandbox's containers (busybox ignores SIGTERM, so no graceful stop)."""
-    names = sandbox_containers()
+def sandbox_containers(world_dir: Path) -> list[str]:
+    """Names of the containers that belong to the world in `world_dir` (by its exact label)."""
+    labelled = docker("ps", "-a", "--filter", f"label={world_label(world_dir)}", "--format", "{{.Names}}").stdout
+    return sorted({line.strip() for line in labelled.splitlines() if line.strip()})
+
+
+def remove_sandbox_containers(world_dir: Path) -> list[str]:
+    """Force-remove this world's containers (busybox ignores SIGTERM, so no graceful stop)."""
+    names = sandbox_containers(world_dir)
     if names:
         docker("rm", "--force", "--volumes", *names, timeout_s=60.0)
     return names

@@ -1,7 +1,7 @@
 """Small pytest-independent helpers for tests that run sample images on the world.
 
-Containers started here carry the sandbox label and a `sample-` name, so `reset` and
-`down` remove them even when a test dies half-way.
+Containers started here carry the default world's label (and a `sample-` name), so that
+world's `reset` and `down` remove them even when a test dies half-way.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from sandbox import sample
-from sandbox.docker_engine import SANDBOX_LABEL, docker
+from sandbox.docker_engine import docker, world_label
 from sandbox.errors import SandboxError
 from sandbox.imagebuild import build_and_push
 
@@ -64,11 +64,13 @@ class Container:
                 time.sleep(0.1)
 
 
-def run_image(ref: str, name_hint: str) -> Container:
+def run_image(ref: str, name_hint: str, world_dir: Path | None = None) -> Container:
     """`docker run` `ref` detached with `--init` (busybox as PID 1 ignores SIGTERM), port
     8080 published on an ephemeral 127.0.0.1 port."""
+    from sandbox.world import DEFAULT_DIR
+
     name = f"sample-test-{name_hint}-{uuid.uuid4().hex[:6]}"
-    docker("run", "--detach", "--init", "--name", name, "--label", SANDBOX_LABEL, "--stop-timeout", "1",
+    docker("run", "--detach", "--init", "--name", name, "--label", world_label(world_dir or DEFAULT_DIR), "--stop-timeout", "1",
            "--publish", "127.0.0.1::8080", ref, timeout_s=60.0)
     port = docker("port", name, "8080/tcp", check=False).stdout.strip()
     base_url = None

@@ -9,6 +9,7 @@ saved as DIR/world.json.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from enum import Enum
@@ -30,6 +31,9 @@ FORGE_PORT = 45300
 STAGING_PORT = 45080
 PRODUCTION_PORT = 45081
 RELEASE_RECORDS = Path("/var/lib/coordinator")
+CLAIM_FILE = Path("/tmp/coordinator-sandbox-claim.json")
+"""Which world holds the machine-wide parts (fixed ports, sample-* containers, host records):
+only one world can be up per machine, and a second one is refused at once naming the first."""
 
 
 class Part(str, Enum):
@@ -161,9 +165,45 @@ def _ensure(world: World, part: Part, healthy: Callable[[], bool], start: Callab
     report(f"{part.value}: started at {address} (pid {world.started[part].pid})")
 
 
+def _other_live_world(directory: Path) -> Path | None:
+    """The directory of another world that is still up on this machine, if any."""
+    try:
+        claimed = Path(json.loads(CLAIM_FILE.read_text(encoding="utf-8"))["dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if claimed == directory or not (claimed / "world.json").is_file():
+        return None
+    try:
+        other = World.load(claimed)
+    except SandboxError:
+        return None
+    live = [part for part in (Part.REGISTRY, Part.SSHD, Part.FORGE) if is_running(other.started.get(part))]
+    return claimed if live else None
+
+
+def _claim(world: World) -> None:
+    """Refuse at once when another checkout's world is up; else mark the machine as ours."""
+    other = _other_live_world(world.dir)
+    if other is not None:
+        raise SandboxError(f"another world is up on this machine: {other} (ports 45000-45999, sample-* containers). "
+                           f"Wait for its run to finish, or stop it with `python -m sandbox down --dir {other}`")
+    scratch = CLAIM_FILE.with_suffix(f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps({"dir": str(world.dir), "pid": os.getpid()}) + "\n", encoding="utf-8")
+    scratch.replace(CLAIM_FILE)
+
+
+def _unclaim(world: World) -> None:
+    try:
+        if json.loads(CLAIM_FILE.read_text(encoding="utf-8")).get("dir") == str(world.dir):
+            CLAIM_FILE.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def up(directory: Path = DEFAULT_DIR, report: Callable[[str], None] = lambda line: None) -> World:
     """Bring every part up (reusing what is healthy) and return the world's facts."""
     world = _load_or_new(directory)
+    _claim(world)
     world.dir.mkdir(parents=True, exist_ok=True)
     world.save()
     _up_engine(world, report)
@@ -238,7 +278,7 @@ def _recreate_repositories(world: World) -> str:
 def reset(world: World, report: Callable[[str], None] = lambda line: None) -> World:
     """Give the next test a fresh app: new history, no app containers, no release records,
     and a stand-in that has forgotten its issues, runs and statuses."""
-    removed = docker_engine.remove_sandbox_containers()
+    removed = docker_engine.remove_sandbox_containers(world.dir)
     report(f"containers: removed {', '.join(removed) if removed else 'none'}")
     host_state = [*RELEASE_RECORDS.glob("sample-*"), *(RELEASE_RECORDS / "locks").glob("sample-*")]
     for record_dir in sorted(host_state):
@@ -268,12 +308,13 @@ def down(directory: Path = DEFAULT_DIR, report: Callable[[str], None] = lambda l
             report(f"{part.value}: {'stopped' if stop(proc) else 'was not running'} (pid {proc.pid})")
             world.save()
     if docker_engine.engine_answers():
-        removed = docker_engine.remove_sandbox_containers()
+        removed = docker_engine.remove_sandbox_containers(world.dir)
         report(f"containers: removed {', '.join(removed) if removed else 'none'}")
     proc = world.started.pop(Part.DOCKERD, None)
     if proc is not None:
         report(f"dockerd: {'stopped' if stop(proc, timeout_s=30.0) else 'was not running'} (pid {proc.pid})")
     world.save()
+    _unclaim(world)
 
 
 class PartStatus(BaseModel):

@@ -41,7 +41,7 @@ import jsonschema  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-SPECS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
+SPECS_DIR = Path(__file__).resolve().parent / "specs"  # vendored: see specs/README.md
 DEFAULT_SPEC = SPECS_DIR / "gitea-swagger-v1.json"
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
@@ -134,7 +134,7 @@ class SwaggerContract:
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_SPEC) -> SwaggerContract:
-        """Read a swagger JSON file (default: the Gitea document in shared/specs)."""
+        """Read a swagger JSON file (default: the vendored Gitea main document)."""
         spec_path = Path(path)
         return cls(json.loads(spec_path.read_text(encoding="utf-8")), source=str(spec_path))
 

@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from sandbox.docker_engine import world_label
+
 from tests.integration.conftest import ReleaseWorld
 
 pytestmark = pytest.mark.world
@@ -16,7 +18,9 @@ def snapshot(rw: ReleaseWorld) -> dict:
     """Everything a release could change: refs, containers, forge state, files, host records."""
     refs = subprocess.run(["git", "-C", str(rw.checkout), "ls-remote", "origin"], capture_output=True, text=True,
                           check=True).stdout
-    containers = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}} {{.Image}} {{.Status}}"],
+    # Only this world's containers: anything else on the engine may come and go meanwhile.
+    containers = subprocess.run(["docker", "ps", "-a", "--filter", f"label={world_label(rw.world_dir)}",
+                                 "--format", "{{.Names}} {{.Image}} {{.Status}}"],
                                 capture_output=True, text=True, check=True).stdout
     forge = rw.forge.get(f"{rw.forge_url}/_standin/state").json()
     files = sorted(str(p.relative_to(rw.state_dir)) for p in rw.state_dir.rglob("*")) if rw.state_dir.exists() else []

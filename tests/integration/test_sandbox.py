@@ -153,5 +153,17 @@ def test_reset_removes_sample_containers_and_release_records(world: World, varia
 
     reset(world)
 
-    assert sandbox_containers() == []
+    assert sandbox_containers(world.dir) == []
     assert not record.parent.exists()
+
+
+def test_reset_leaves_other_worlds_containers_alone(world: World, variant_digests, tmp_path):
+    other = run_image(f"{world.registry}/{TEST_REPOSITORY}@{variant_digests['good']}", "other-world",
+                      world_dir=tmp_path / "other-checkout" / ".sandbox")
+    try:
+        reset(world)
+
+        assert other.name in sandbox_containers(tmp_path / "other-checkout" / ".sandbox")
+        assert other.get("/health").status_code == 200
+    finally:
+        other.remove()
