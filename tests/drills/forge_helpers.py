@@ -63,3 +63,13 @@ def forge_section(rw: ReleaseWorld, **changes: Any) -> dict[str, Any]:
 
 def git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def deploy_locks_free(rw: ReleaseWorld) -> bool:
+    """Every host of both environments reports its deploy lock free (`lock status --json`)."""
+    for environment in ("staging", "production"):
+        shown = rw.coordinator("lock", "status", environment, "--json")
+        assert shown.returncode == 0, shown.stderr
+        if any(info.get("held") for info in json.loads(shown.stdout).values()):
+            return False
+    return True

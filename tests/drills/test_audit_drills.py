@@ -9,7 +9,7 @@ import json
 import pytest
 
 from coordinator.errors import ExitCode
-from tests.drills.forge_helpers import audit_events, audit_file, audit_records, the_error
+from tests.drills.forge_helpers import audit_events, audit_file, audit_records, deploy_locks_free, the_error
 from tests.integration.conftest import ReleaseWorld, release_world, world  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.world
@@ -48,6 +48,7 @@ def test_a_tampered_last_record_stops_every_append_until_the_log_is_restored(rel
     assert path.read_bytes() == tampered  # nothing appended, nothing rewritten
     assert rw.coordinator("audit", "verify").returncode == ExitCode.AUDIT_BROKEN
     assert "9.9.8" not in rw.coordinator("status", "--json").stdout  # no release was opened either
+    assert deploy_locks_free(rw) and rw.chat.messages == []
 
     path.write_bytes(backup)  # the operator's way out: restore the log
     assert failing_release(rw, "9.9.8").returncode == ExitCode.CHECK_FAILED

@@ -21,6 +21,7 @@ from tests.drills.forge_helpers import (
     audit_events,
     audit_records,
     configure_standin,
+    deploy_locks_free,
     error_lines,
     forge_section,
     git,
@@ -63,6 +64,7 @@ def test_missing_blocker_label_is_a_failed_check_naming_the_label_and_the_fix(re
     assert any("label 'ship-stopper' does not exist" in problem for problem in records[-1]["data"]["problems"])
     assert remote_tag_commit(rw, "v1.0.0") is None
     assert escalations(rw) == []
+    assert deploy_locks_free(rw)
 
 
 # -- defect 6: a passing 500 on a read is retried ---------------------------------------------
@@ -84,6 +86,7 @@ def test_a_few_http_500s_on_the_commit_status_check_are_retried_and_the_release_
     assert events[:3] == ["release.started", "validate.passed", "tag.pushed"]
     assert "stage.deployed" in events
     assert escalations(rw) == []
+    assert deploy_locks_free(rw)
 
 
 def test_a_forge_that_keeps_answering_500_is_reported_after_bounded_retries(release_world: ReleaseWorld):
@@ -97,6 +100,8 @@ def test_a_forge_that_keeps_answering_500_is_reported_after_bounded_retries(rele
     assert standin_config(rw)["fail_500_count"] == 50 - 4  # RetryPolicy.attempts, then it gives up
     assert audit_events(rw) == ["release.started"]
     assert remote_tag_commit(rw, "v1.0.0") is None
+    assert escalations(rw) == []
+    assert deploy_locks_free(rw)
 
 
 # -- defect 7: a wrong token --------------------------------------------------------------------
@@ -119,6 +124,8 @@ def test_a_wrong_token_file_is_named_in_one_line_and_never_shown(release_world: 
     assert audit_events(rw) == ["release.started"]
     assert wrong not in (rw.state_dir / "audit.jsonl").read_text()
     assert remote_tag_commit(rw, "v1.0.0") is None
+    assert escalations(rw) == []
+    assert deploy_locks_free(rw)
 
 
 def test_a_wrong_token_variable_is_named_by_its_variable(release_world: ReleaseWorld):
@@ -130,6 +137,8 @@ def test_a_wrong_token_variable_is_named_by_its_variable(release_world: ReleaseW
         "forge refused the token from environment variable COORDINATOR_FORGE_TOKEN (HTTP 401 on GET /api/v1/")
     assert wrong not in result.stdout + result.stderr
     assert len(error_lines(result)) == 1
+    assert audit_events(rw) == ["release.started"]
+    assert escalations(rw) == []
 
 
 # -- defect 8: another process pushes the same tag a moment before us ---------------------
@@ -168,6 +177,7 @@ def test_a_tag_pushed_by_another_process_at_the_same_commit_is_accepted(release_
     assert [r["event"] for r in records][:3] == ["release.started", "validate.passed", "tag.pushed"]
     assert records[2]["data"]["commit"] == head
     assert escalations(rw) == []
+    assert deploy_locks_free(rw)
 
 
 def test_a_tag_pushed_by_another_process_at_another_commit_is_the_documented_hard_error(release_world: ReleaseWorld):
@@ -190,6 +200,7 @@ def test_a_tag_pushed_by_another_process_at_another_commit_is_the_documented_har
     status = rw.coordinator("status", "--json")
     assert '"failed"' in status.stdout
     assert escalations(rw) == []
+    assert deploy_locks_free(rw)
 
 
 @pytest.fixture(autouse=True)
