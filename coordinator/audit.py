@@ -7,12 +7,15 @@ so rewriting the whole file is detectable too.
 
 Durability and concurrency: every record is one `write` on a file opened O_APPEND and is
 fsync'd before `append` returns; an exclusive `flock` on the log serializes writers from
-any process. Existing bytes are never rewritten. A crash mid-write leaves a torn last
-line: `verify` reports it as `torn_tail` (a crash, not tampering), and the next append
-starts on a fresh line and records the torn line's sha256 in `recovered_torn_lines`, so
-the chain itself vouches for the garbage it skips. Any other unparsable line is tampering,
-and so is a line that is valid JSON but not a valid record (a crash leaves a prefix of a
-line, and no prefix of a JSON object is valid JSON): `append` refuses to chain onto one.
+any process. Existing bytes are never rewritten. A crash mid-write can only leave an
+*unterminated* last line (each record and its newline go out in one write): `verify`
+reports it as `torn_tail` (a crash, not tampering), and the next append starts on a fresh
+line and records the torn line's sha256 in `recovered_torn_lines`, so the chain itself
+vouches for the bytes it skips, which stay in the file as evidence; `verify` lists every
+such recovery. A *complete* line (newline-terminated) that does not parse, is not a valid
+record, or whose hash does not match its content was edited, not torn: `append` refuses
+to build on it (AuditLogCorrupted, exit 14) until an operator restores the file, so an
+edit can never be laundered into a "recovered crash".
 
 Records never carry secrets: data keys that name one (token, password, secret) are refused.
 """
@@ -28,14 +31,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_serializer, field_validator
 
 from coordinator.errors import AuditBroken
 from coordinator.fsutil import fsync_dir
 
-__all__ = ["AuditEvent", "AuditLog", "AuditLogCorrupted", "AuditRecord", "AuditVerification", "canonical_json", "record_hash", "utcnow"]
+__all__ = ["AuditEvent", "AuditLog", "AuditLogCorrupted", "AuditRecord", "AuditVerification", "canonical_json",
+           "describe_recovered_crashes", "record_hash", "utcnow"]
 
 _SECRET_KEY_WORDS = ("token", "password", "secret")
 _TAIL_CHUNK = 64 * 1024
@@ -151,7 +155,17 @@ def refuse_secret_keys(data: dict[str, Any], path: str = "data") -> None:
 
 
 class AuditLogCorrupted(AuditBroken):
-    """The log's last line is an edited record: appending would hide the edit."""
+    """The log ends in an edited line (not a crash's torn tail): appending would hide the edit."""
+
+    def __init__(self, path: Path, line_no: int, after_seq: int | None, reason: str) -> None:
+        where = f"line {line_no}" + (f" (after seq {after_seq})" if after_seq is not None else " (before any record)")
+        super().__init__(
+            f"audit log {path} {where} is a complete line that {reason}: it was edited, not torn by a crash, "
+            f"so nothing was appended; inspect it with `coordinator audit verify`, then restore {path} from a "
+            "backup (or move it aside, kept as evidence, to start a new chain) and run the command again"
+        )
+        self.line_no = line_no
+        self.after_seq = after_seq
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,21 @@ class AuditVerification:
     torn_tail: bool = False
     head_hash: str | None = None
     recovered_crashes: tuple[int, ...] = ()
+
+
+def describe_recovered_crashes(log: AuditLog, result: AuditVerification) -> list[str]:
+    """One line per crash tail an append recovered from: which record vouches for it, and
+    the sha256 of the torn bytes, which stay in the log file as evidence."""
+    if not result.recovered_crashes:
+        return []
+    by_seq = {record.seq: record for record in log.records()}
+    described = []
+    for seq in result.recovered_crashes:
+        hashes = (by_seq[seq].recovered_torn_lines or []) if seq in by_seq else []
+        shown = ", ".join(f"sha256 {digest[:16]}…" for digest in hashes)
+        described.append(f"recovered crash tail: {len(hashes)} torn line(s) before seq {seq} discarded at append "
+                         f"({shown}; the bytes are kept in {log.path})")
+    return described
 
 
 @dataclass(frozen=True)
@@ -268,6 +297,7 @@ class AuditLog:
                                      reason=reason, head_hash=previous.hash if previous else None,
                                      recovered_crashes=tuple(recovered))
 
+        first_pending = 0  # line number of the oldest unacknowledged unparsable line
         for index, line in enumerate(lines):
             parsed = _parse(line.raw)
             if isinstance(parsed, _Torn):
@@ -275,16 +305,19 @@ class AuditLog:
                     return AuditVerification(ok=True, count=count, torn_tail=True,
                                              head_hash=previous.hash if previous else None,
                                              recovered_crashes=tuple(recovered))
+                first_pending = first_pending or index + 1
                 pending_torn.append(hashlib.sha256(line.raw).hexdigest())
                 continue
             if isinstance(parsed, _Invalid):
-                return bad(f"invalid record: {parsed.reason}")
+                return bad(f"line {index + 1} is an invalid record: {parsed.reason}")
             record = parsed
             acknowledged = record.recovered_torn_lines or []
             if acknowledged != pending_torn:
                 if pending_torn:
-                    return bad(f"unparsable line before seq {record.seq} that no record acknowledges as a crash")
+                    return bad(f"line {first_pending} before seq {record.seq} is not JSON and no record acknowledges "
+                               "it as a crash tail")
                 return bad("recovered_torn_lines names lines that are not in the file", record.seq)
+            first_pending = 0
             if acknowledged:
                 recovered.append(record.seq)
                 pending_torn = []
@@ -298,7 +331,8 @@ class AuditLog:
             previous = record
             count += 1
         if pending_torn:
-            return bad("unparsable line that no record acknowledges as a crash")
+            return bad(f"line {first_pending} is a complete line that is not JSON: an edit, not a crash "
+                       "(a crash leaves only an unterminated last line)")
         return AuditVerification(ok=True, count=count, head_hash=previous.hash if previous else None,
                                  recovered_crashes=tuple(recovered))
 
@@ -347,12 +381,14 @@ def _parse(raw: bytes) -> AuditRecord | _Torn | _Invalid:
 
 
 def _scan_tail(fd: int, path: Path) -> tuple[AuditRecord | None, list[bytes], bool]:
-    """Read backwards from the end until the last valid record is found.
+    """Read backwards from the end until the last valid record is found, and vouch for it.
 
     Returns that record, the torn lines after it (crash leftovers, oldest first) and
     whether the file ends in a newline. Reads only the tail, so appends stay cheap on a
-    long log. A JSON line that is not a valid record is an edit, not a crash: refuse to
-    chain onto it (AuditLogCorrupted) rather than hide it.
+    long log. Leftovers are a crash only when the file ends without a newline (a write
+    was cut); a complete last line that is not a record, or a last record whose hash does
+    not match its content or does not chain onto the record before it, is an edit:
+    AuditLogCorrupted, so nothing is ever chained onto it.
     """
     size = os.fstat(fd).st_size
     if size == 0:
@@ -368,19 +404,55 @@ def _scan_tail(fd: int, path: Path) -> tuple[AuditRecord | None, list[bytes], bo
         # The first part may be cut mid-line unless we read from the start of the file.
         complete = parts if start == 0 else parts[1:]
         leftovers: list[bytes] = []
-        for raw in reversed(complete):
+        for index in range(len(complete) - 1, -1, -1):
+            raw = complete[index]
             parsed = _parse(raw)
             if isinstance(parsed, AuditRecord):
+                if leftovers and ends_with_newline:
+                    _corrupted(fd, path, parsed.seq, "is not a valid record (not JSON)")
+                previous = _parse(complete[index - 1]) if index > 0 else None
+                _check_link(fd, path, raw, parsed, previous if isinstance(previous, AuditRecord) else None,
+                            from_end=len(leftovers))
                 return parsed, list(reversed(leftovers)), ends_with_newline
             if isinstance(parsed, _Invalid):
-                raise AuditLogCorrupted(
-                    f"audit log {path} ends with a line that is not a valid record ({parsed.reason}): "
-                    "run `coordinator audit verify` and restore the log from its last good copy"
-                )
+                _corrupted(fd, path, None, f"is not a valid record ({parsed.reason})", from_end=len(leftovers))
             leftovers.append(raw)
         if start == 0:
+            if leftovers and ends_with_newline:
+                _corrupted(fd, path, None, "is not a valid record (not JSON)")
             return None, list(reversed(leftovers)), ends_with_newline
         chunk *= 4
+
+
+def _check_link(fd: int, path: Path, raw: bytes, record: AuditRecord, previous: AuditRecord | None, *,
+                from_end: int) -> None:
+    """The last record must be unchanged and follow the one before it, or nothing chains onto it."""
+    if record_hash(json.loads(raw)) != record.hash:
+        _corrupted(fd, path, None, f"holds seq {record.seq} with a hash that does not match its content",
+                   from_end=from_end)
+    if previous is not None and (record.prev_hash != previous.hash or record.seq != previous.seq + 1):
+        _corrupted(fd, path, previous.seq, f"holds seq {record.seq}, which does not chain onto seq {previous.seq}",
+                   from_end=from_end)
+
+
+def _corrupted(fd: int, path: Path, after_seq: int | None, reason: str, *, from_end: int = 0) -> NoReturn:
+    """Raise AuditLogCorrupted for the last line (or the one `from_end` lines before it).
+
+    Only on this error path is the whole file read, to name the line by number; `after_seq`
+    is the last record before the bad line when the caller knows it.
+    """
+    content = os.pread(fd, os.fstat(fd).st_size, 0)
+    lines = content.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    bad_index = len(lines) - 1 - from_end
+    if after_seq is None:
+        for raw in reversed(lines[:bad_index]):
+            earlier = _parse(raw)
+            if isinstance(earlier, AuditRecord):
+                after_seq = earlier.seq
+                break
+    raise AuditLogCorrupted(path, bad_index + 1, after_seq, reason)
 
 
 def _write_all(fd: int, data: bytes) -> None:

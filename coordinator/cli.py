@@ -213,14 +213,20 @@ def audit_show(state: State, as_json: bool, limit: int) -> None:
 @pass_state
 def audit_verify(state: State) -> None:
     """Check the audit chain; name the first broken record."""
+    from coordinator.audit import describe_recovered_crashes
     from coordinator.errors import AuditBroken
 
     ctx = state.context()
     result = ctx.audit.verify()
+    recovered = describe_recovered_crashes(ctx.audit, result)
     if result.ok:
         torn = " (last line torn by a crash; ignored)" if result.torn_tail else ""
         ctx.out.success(f"audit chain intact: {result.count} record(s), head {ctx.audit.head_hash()}{torn}")
+        for line in recovered:
+            ctx.out.line(line)
         return
+    for line in recovered:
+        ctx.out.line(line)
     raise AuditBroken(f"audit chain broken at seq {result.first_bad_seq}: {result.reason}")
 
 

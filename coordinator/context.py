@@ -60,13 +60,21 @@ class Context:
         return token
 
     @cached_property
+    def forge_token_source(self) -> str:
+        """Where the forge token came from, for a refused-token error (never the value)."""
+        forge = self.config.forge
+        if os.environ.get(forge.token_env, "").strip() or forge.token_file is None:
+            return f"environment variable {forge.token_env}"
+        return f"forge.token_file {forge.token_file}"
+
+    @cached_property
     def forge(self) -> "GiteaClient":
         from coordinator.forge import GiteaClient
 
         forge = self.config.forge
         return GiteaClient(
             forge.url, forge.owner, forge.name, self.forge_token,
-            timeout=forge.timeout_s, ca_file=forge.ca_file,
+            timeout=forge.timeout_s, ca_file=forge.ca_file, token_source=self.forge_token_source,
         )
 
     @cached_property
@@ -75,9 +83,9 @@ class Context:
 
         ci = self.config.ci
         forge = self.config.forge
-        token = self.forge_token
-        if ci.token_env:
-            token = os.environ.get(ci.token_env, "").strip() or token
+        token, token_source = self.forge_token, self.forge_token_source
+        if ci.token_env and os.environ.get(ci.token_env, "").strip():
+            token, token_source = os.environ[ci.token_env].strip(), f"environment variable {ci.token_env}"
             self.out.add_secret(token)
         repo = ci.repo or forge.repo
         owner, name = repo.split("/", 1)
@@ -92,6 +100,7 @@ class Context:
             timeout=forge.timeout_s,
             ca_file=ci.ca_file or forge.ca_file,
             status_context=ci.status_context,
+            token_source=token_source,
         )
 
     @cached_property

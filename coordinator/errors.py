@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
 
     OK = 0
     ERROR = 1  # unexpected failure (a bug or an unclassified environment problem)
-    USAGE = 2  # bad command line, bad config, bad version string
+    USAGE = 2  # bad command line, bad config, bad version string, a token the forge refuses (401)
     CHECK_FAILED = 3  # pre-release validation found problems
     AWAITING_APPROVAL = 4  # stopped at the production gate; `approve` then `resume`
     BUILD_FAILED = 5  # the tag's CI run failed or did not finish in time
@@ -51,6 +51,14 @@ class UsageError(CoordinatorError):
 
 class ConfigError(UsageError):
     """The configuration file is missing, unreadable or invalid."""
+
+
+class TokenRefused(ConfigError):
+    """The forge or CI answered 401 to our token: the credential is wrong, not the network.
+
+    Configuration, not an outage: retrying or resuming cannot help until the operator puts a
+    valid token where the message says it came from (it never shows the value).
+    """
 
 
 class CheckFailed(CoordinatorError):

@@ -103,6 +103,11 @@ class Git:
         ref = f"refs/tags/{check_ref_name(tag)}"
         self.run("push", "--porcelain", "--", remote, f"{ref}:{ref}")
 
+    def fetch_tag(self, remote: str, tag: str) -> None:
+        """Replace the local tag with the remote's (after a push race left two tag objects)."""
+        ref = f"refs/tags/{check_ref_name(tag)}"
+        self.run("fetch", "--quiet", "--force", "--no-tags", "--", remote, f"+{ref}:{ref}")
+
 
 def _git_env() -> dict[str, str]:
     """git must never stop to ask a question: there may be no terminal."""

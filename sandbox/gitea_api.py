@@ -16,7 +16,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -160,6 +160,8 @@ class ForgeAPI:
         if not path.startswith("/api/v1/"):
             raise ApiError(404, f"{path} is not served here; the API is under /api/v1")
         path = path.removeprefix("/api/v1")
+        if self._inject_500(path):
+            raise ApiError(500, "stand-in: injected internal error (fail_500_count)")
         if path == "/version" and request.method == "GET":
             return json_reply(200, {"version": render.STANDIN_VERSION})
         match = re.match(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)(?P<rest>/.*)?\Z", path)
@@ -608,8 +610,18 @@ class ForgeAPI:
             return json_reply(200, self.store.snapshot())
         raise ApiError(404, f"{request.method} {path}: unknown admin endpoint")
 
+    def _inject_500(self, path: str) -> bool:
+        """Spend one injected 500 if this path matches `fail_500_path` (caller holds the lock)."""
+        config: CIConfig = self.store.config
+        if config.fail_500_count <= 0 or not re.search(config.fail_500_path, path):
+            return False
+        with self.store.change():
+            config.fail_500_count -= 1
+        return True
+
     def _configure(self, form: dict[str, Any]) -> Reply:
-        known = {"branch_ci": bool, "ci_delay_s": float, "fail_next_run": bool}
+        known = {"branch_ci": bool, "ci_delay_s": float, "fail_next_run": bool, "fail_500_count": int,
+                 "fail_500_path": str}
         unknown = set(form) - set(known)
         if unknown:
             raise ApiError(422, f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
@@ -620,10 +632,13 @@ class ForgeAPI:
                         raise ApiError(422, f"{key} must be a number >= 0, got {form[key]!r}")
                     if kind is bool and not isinstance(form[key], bool):
                         raise ApiError(422, f"{key} must be true or false, got {form[key]!r}")
+                    if kind is int and (isinstance(form[key], bool) or not isinstance(form[key], int) or form[key] < 0):
+                        raise ApiError(422, f"{key} must be a whole number >= 0, got {form[key]!r}")
+                    if kind is str and not _is_regex(form[key]):
+                        raise ApiError(422, f"{key} must be a regular expression string, got {form[key]!r}")
                     setattr(self.store.config, key, kind(form[key]))
             config: CIConfig = self.store.config
-        return json_reply(200, {"branch_ci": config.branch_ci, "ci_delay_s": config.ci_delay_s,
-                                "fail_next_run": config.fail_next_run})
+        return json_reply(200, asdict(config))
 
     def _serve_blob(self, artifact_id: int, sig: str) -> Reply:
         if not hmac.compare_digest(sig, self._sign(artifact_id)):
@@ -644,6 +659,14 @@ def _zip(files: dict[str, str]) -> bytes:
         for name, text in sorted(files.items()):
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), text)
     return buffer.getvalue()
+
+
+def _is_regex(value: object) -> bool:
+    try:
+        re.compile(value) if isinstance(value, str) else None
+    except re.error:
+        return False
+    return isinstance(value, str)
 
 
 def _int(value: str | None, default: int) -> int:

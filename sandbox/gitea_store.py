@@ -146,6 +146,10 @@ class CIConfig:
     branch_ci: bool = True
     ci_delay_s: float = 0.3
     fail_next_run: bool = False
+    # Failure injection: the next `fail_500_count` API requests whose path (after /api/v1)
+    # matches the regex `fail_500_path` are answered HTTP 500, as a busy Gitea does.
+    fail_500_count: int = 0
+    fail_500_path: str = ""
 
 
 _Record = TypeVar("_Record")

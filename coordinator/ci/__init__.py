@@ -50,14 +50,16 @@ def make_provider(
     status_context: str | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    token_source: str | None = None,
 ) -> CIProvider:
     """The provider for `kind` (ci.provider). `base_url` is the forge for the first three
-    kinds, the Woodpecker server, or the GitHub API root."""
+    kinds, the Woodpecker server, or the GitHub API root. `token_source` says where the
+    token came from (a variable or file name, never the value) for a refused-token error."""
     url = str(base_url).rstrip("/")
     ca = Path(ca_file) if ca_file else None
     if kind in ("gitea-actions", "forgejo-actions", "commit-status"):
         client = GiteaClient(url, owner, repo, token, timeout=timeout, ca_file=ca, transport=transport,
-                             retry=retry, sleep=sleep)
+                             retry=retry, sleep=sleep, token_source=token_source)
         if kind == "gitea-actions":
             return GiteaActionsProvider(client, artifact_name=artifact_name)
         if kind == "forgejo-actions":
@@ -66,10 +68,10 @@ def make_provider(
                                     status_context=status_context)
     if kind == "woodpecker":
         return WoodpeckerProvider(url, owner, repo, token, manifest_url=manifest_url, timeout=timeout, ca_file=ca,
-                                  transport=transport, retry=retry, sleep=sleep)
+                                  transport=transport, retry=retry, sleep=sleep, token_source=token_source)
     if kind == "github-actions":
         return GitHubActionsProvider(url, owner, repo, token, artifact_name=artifact_name, timeout=timeout, ca_file=ca,
-                                     transport=transport, retry=retry, sleep=sleep)
+                                     transport=transport, retry=retry, sleep=sleep, token_source=token_source)
     raise ConfigError(f"ci.provider {kind!r} is unknown: use one of {', '.join(PROVIDER_KINDS)}")
 
 

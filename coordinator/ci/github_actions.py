@@ -39,12 +39,13 @@ class GitHubActionsProvider:
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        token_source: str | None = None,
     ) -> None:
         self.artifact_name = artifact_name
         self.http = HttpSession(
             str(base_url), service="GitHub",
             auth_header=f"Bearer {check_token(token, service='GitHub')}",
-            timeout=timeout, ca_file=ca_file, transport=transport, retry=retry, sleep=sleep,
+            timeout=timeout, ca_file=ca_file, transport=transport, retry=retry, sleep=sleep, token_source=token_source,
             extra_headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION},
         )
         self.repo_path = f"/repos/{segment(owner)}/{segment(repo)}"

@@ -58,6 +58,7 @@ class WoodpeckerProvider:
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        token_source: str | None = None,
     ) -> None:
         if not manifest_url:
             raise ConfigError("ci.manifest_url is required for woodpecker: where the pipeline publishes artifact-manifest.json")
@@ -68,7 +69,7 @@ class WoodpeckerProvider:
         self.http = HttpSession(
             self.host + "/api", service="Woodpecker",
             auth_header=f"Bearer {check_token(token, service='Woodpecker')}",
-            timeout=timeout, ca_file=ca_file, transport=transport, retry=retry, sleep=sleep,
+            timeout=timeout, ca_file=ca_file, transport=transport, retry=retry, sleep=sleep, token_source=token_source,
         )
         self._repo_id: int | None = None
 

@@ -5,7 +5,7 @@ What callers import is listed here; `_http` (transport, retries, errors) is inte
 
 from coordinator.errors import ForgeError
 from coordinator.forge._http import RetryPolicy
-from coordinator.forge.client import ForgejoClient, GiteaClient, ReleaseExists, api_root
+from coordinator.forge.client import ForgejoClient, GiteaClient, LabelMissing, ReleaseExists, api_root
 from coordinator.forge.models import (
     CombinedStatus,
     CommitStatus,
@@ -28,6 +28,7 @@ __all__ = [
     "GitRef",
     "Issue",
     "Label",
+    "LabelMissing",
     "Milestone",
     "Release",
     "ReleaseAsset",

@@ -3,7 +3,9 @@
 One place decides how we talk to a remote API: explicit connect/read timeouts, TLS always
 verified (a custom CA by file, never a switch to turn checking off), bounded retries with
 exponential backoff and jitter for idempotent requests only, and one-line errors that name
-the endpoint, the status and the server's own message, and never the token.
+the endpoint, the status and the server's own message, and never the token. A 401 is
+never "the forge is down": it says the forge refused the token and where that token came
+from (TokenRefused, exit 2), so the operator fixes the variable or file, not the network.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import tenacity
 
-from coordinator.errors import ForgeError
+from coordinator.errors import CoordinatorError, ForgeError, TokenRefused
 
 Params = Mapping[str, str | int | bool | list[str]]
 Sleep = Callable[[float], None]
@@ -30,8 +32,14 @@ Clock = Callable[[], float]
 #: Methods whose repetition cannot change the outcome; PATCH is opted in per call when
 #: the body sets absolute state (closing an issue), POST never is.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-#: Gateway answers that say "try again"; every other status is the server's real answer.
+#: Gateway answers that say "try again", for every retried request.
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+#: Methods that only read: a 500 on one of them is retried too (a passing fault of a busy
+#: forge, which Gitea answers to a GET under load), since repeating a read can never do a
+#: thing twice. A 500 on POST/PATCH/PUT/DELETE may follow a change that happened, so it
+#: stays the server's final answer there.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRYABLE_STATUSES_SAFE_ONLY = frozenset({500})
 #: Upper bound on any body we read into memory (artifact zips, manifests).
 MAX_BODY_BYTES = 50 * 1024 * 1024
 _MESSAGE_LIMIT = 200
@@ -49,7 +57,8 @@ class RetryPolicy:
 
 
 class RetryableStatus(Exception):
-    """A 502/503/504 answer, raised so that tenacity treats it like a transport failure."""
+    """A 502/503/504 answer (or a 500 to a read), raised so that tenacity treats it like a
+    transport failure."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -115,6 +124,7 @@ class HttpSession:
         auth_header: str | None,
         timeout: float = 10.0,
         connect_timeout: float | None = None,
+        token_source: str | None = None,
         ca_file: Path | None = None,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
@@ -131,6 +141,7 @@ class HttpSession:
         self._sleep = sleep
         self._clock = clock
         self._secret = auth_header.split(" ", 1)[-1] if auth_header else ""
+        self.token_source = token_source or "the configured token"
         headers = {"Accept": "application/json", "User-Agent": "coordinator"}
         headers.update(extra_headers or {})
         if auth_header:
@@ -164,8 +175,15 @@ class HttpSession:
             path = f"{urlsplit(absolute).netloc}{path}"
         return f"{method} {path}"
 
-    def status_error(self, method: str, url: str, response: httpx.Response, hint: str = "") -> ForgeError:
+    def status_error(self, method: str, url: str, response: httpx.Response, hint: str = "") -> CoordinatorError:
+        """The error for an answer we did not want: TokenRefused for a 401 to our token,
+        else a ForgeError naming the endpoint, status and the server's message."""
         endpoint = self.endpoint(method, str(response.request.url) if response.request else url)
+        if response.status_code == 401 and response.request is not None and "Authorization" in response.request.headers:
+            return TokenRefused(
+                f"{self.service} refused the token from {self.token_source} (HTTP 401 on {endpoint}): it is wrong, "
+                f"expired or revoked; put a valid API token there and run the command again"
+            )
         message = server_message(response)
         text = f"{self.service} {endpoint} answered HTTP {response.status_code}"
         if message:
@@ -207,7 +225,9 @@ class HttpSession:
             _read_bounded(response)
         finally:
             response.close()
-        if response.status_code in RETRYABLE_STATUSES:
+        if response.status_code in RETRYABLE_STATUSES or (
+            response.status_code in RETRYABLE_STATUSES_SAFE_ONLY and method.upper() in SAFE_METHODS
+        ):
             raise RetryableStatus(response)
         return response
 

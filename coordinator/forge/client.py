@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from coordinator.errors import ForgeError
+from coordinator.errors import ConfigError, ForgeError
 from coordinator.forge._http import (
     HttpSession,
     RetryableStatus,
@@ -40,6 +40,14 @@ API_PREFIX = "/api/v1"
 
 class ReleaseExists(ForgeError):
     """A release for this tag already exists (Gitea answered 409)."""
+
+
+class LabelMissing(ConfigError):
+    """The configured blocker label does not exist on the forge: configuration, not an outage.
+
+    Retrying cannot help (the forge answered, the label is not there), so it is never a
+    ForgeError, which would read as "forge unreachable, resume later".
+    """
 
 
 def api_root(base_url: object) -> str:
@@ -70,6 +78,7 @@ class GiteaClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         service: str = "forge",
+        token_source: str | None = None,
     ) -> None:
         self.owner = owner
         self.repo = repo
@@ -77,6 +86,7 @@ class GiteaClient:
             api_root(base_url),
             service=service,
             auth_header=f"token {check_token(token, service=service)}",
+            token_source=token_source,
             timeout=timeout,
             ca_file=Path(ca_file) if ca_file else None,
             transport=transport,
@@ -154,9 +164,9 @@ class GiteaClient:
         if "," in label:
             raise ForgeError(f"label {label!r} contains a comma, which the issue filter cannot express: rename the label")
         if not self.label_exists(label):
-            raise ForgeError(
-                f"label {label!r} does not exist in {self.owner}/{self.repo}: create it (a repository label) "
-                "or set forge.blocker_label"
+            raise LabelMissing(
+                f"label {label!r} does not exist in {self.owner}/{self.repo}: create it at {self.web_url}/labels "
+                f"(New Label, name {label}), or set forge.blocker_label to the label your team uses for blockers"
             )
         params = {"state": "open", "labels": label, "type": "issues"}
         issues = [Issue.model_validate(item) for item in self.http.paginate(f"{self.repo_path}/issues", params=params)]
@@ -233,7 +243,7 @@ class GiteaClient:
             raise self.http.transport_error("POST", path, exc, attempts) from None
         if response.status_code == 409:
             error = self.http.status_error("POST", path, response)
-            raise ReleaseExists(error.message, endpoint=error.endpoint, status=409)
+            raise ReleaseExists(error.message, endpoint=self.http.endpoint("POST", path), status=409)
         if response.status_code != 201:
             raise self.http.status_error("POST", path, response)
         return Release.model_validate(decode_json(self.http, "POST", path, response))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from coordinator.context import Context
 from coordinator.errors import CheckFailed, CoordinatorError, ForgeError
+from coordinator.forge import LabelMissing
 from coordinator.git import Git
 from coordinator.release import Release
 from coordinator.versioning import changelog_section, read_app_version, tag_for
@@ -132,6 +133,8 @@ def forge_checks(ctx: Context, sha: str) -> list[Check]:
             checks.append(Check("release blockers", False, f"{len(blockers)} open issue(s) labelled {label}: {listed}"))
         else:
             checks.append(Check("release blockers", True, f"no open {label} issues"))
+    except LabelMissing as exc:
+        checks.append(Check("release blockers", False, exc.message))  # config: fix it, resuming cannot help
     except ForgeError as exc:
         checks.append(Check("release blockers", False, exc.message, forge_unreachable=exc.status is None))
     return checks

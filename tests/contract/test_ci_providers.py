@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from coordinator.ci import CIProvider, RunConclusion, RunStatus, make_provider, wait_for_run
-from coordinator.errors import BuildFailed, ForgeError
+from coordinator.errors import BuildFailed, ForgeError, TokenRefused
 
 TOKEN = "ci-token-123"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -218,9 +218,9 @@ def test_woodpecker_blocked_pipeline_is_still_waiting(woodpecker, storage) -> No
     assert woodpecker_provider(server, storage).get_run("7").status is RunStatus.QUEUED
 
 
-def test_woodpecker_bad_token_is_a_forge_error_without_the_token(woodpecker, storage) -> None:  # type: ignore[no-untyped-def]
+def test_woodpecker_bad_token_is_a_refused_token_without_the_token(woodpecker, storage) -> None:  # type: ignore[no-untyped-def]
     _, server = woodpecker
-    with pytest.raises(ForgeError, match="401") as caught:
+    with pytest.raises(TokenRefused, match="Woodpecker refused the token from the configured token \\(HTTP 401") as caught:
         woodpecker_provider(server, storage, token="wrong-token").find_tag_run("v1.0.0", SHA)
     assert "wrong-token" not in caught.value.message
 

@@ -623,6 +623,16 @@ def test_config_rejects_unknown_keys(forge: Forge) -> None:
     assert forge.admin("config", {"branch-ci": False}).status_code == 422
 
 
+def test_fail_500_answers_the_next_matching_requests_with_500_then_recovers(forge: Forge) -> None:
+    assert forge.admin("config", {"fail_500_count": 2, "fail_500_path": r"/labels$"}).status_code == 200
+    headers = {"Authorization": f"token {TOKEN}"}
+    labels = f"{forge.base_url}/api/v1/repos/acme/sample/labels"
+    answers = [httpx.get(labels, headers=headers, timeout=10.0).status_code for _ in range(3)]
+    assert answers == [500, 500, 200]
+    assert forge.api.get("/tags").status_code == 200  # other paths never fail
+    assert forge.admin("config", {"fail_500_path": "("}).status_code == 422
+
+
 def test_state_endpoint_shows_the_config(forge: Forge) -> None:
     forge.admin("config", {"branch_ci": False})
     state = httpx.get(f"{forge.base_url}/_standin/state").json()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.audit import AuditEvent, AuditLog, AuditLogCorrupted
+from coordinator.audit import AuditEvent, AuditLog, AuditLogCorrupted, describe_recovered_crashes
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -211,7 +211,7 @@ def test_garbage_line_in_the_middle_is_tampering(log: AuditLog) -> None:
     write_lines(log, [content[0], '{"seq":2,"ts"', content[1], content[2]])
     result = log.verify()
     assert (result.ok, result.first_bad_seq) == (False, 2)
-    assert "unparsable" in (result.reason or "")
+    assert "not JSON" in (result.reason or "")
 
 
 # -- crashes -------------------------------------------------------------------------------
@@ -273,6 +273,65 @@ def test_append_refuses_to_chain_onto_an_edited_last_record(log: AuditLog) -> No
     write_lines(log, content)
     with pytest.raises(AuditLogCorrupted, match="audit verify"):
         log.append(AuditEvent.TAG_PUSHED, operator="ann")
+
+
+def test_a_complete_last_line_that_is_not_json_is_an_edit_and_append_refuses(log: AuditLog) -> None:
+    fill(log, 3)
+    content = lines(log)
+    content[-1] = "this record was edited by hand"
+    write_lines(log, content)  # newline-terminated: a crash cannot leave this
+    before = log.path.read_bytes()
+    with pytest.raises(AuditLogCorrupted) as caught:
+        log.append(AuditEvent.TAG_PUSHED, operator="ann")
+    assert log.path.read_bytes() == before
+    message = caught.value.message
+    assert "line 3 (after seq 2)" in message and "not torn by a crash" in message
+    assert "coordinator audit verify" in message and "restore" in message
+    assert caught.value.exit_code == 14
+    result = log.verify()
+    assert (result.ok, result.first_bad_seq) == (False, 3)
+    assert "line 3" in (result.reason or "")
+
+
+def test_a_valid_last_record_whose_hash_does_not_match_is_refused(log: AuditLog) -> None:
+    fill(log, 2)
+    content = lines(log)
+    content[-1] = content[-1].replace('"n":1', '"n":7')
+    write_lines(log, content)
+    with pytest.raises(AuditLogCorrupted, match="line 2 .*does not match its content"):
+        log.append(AuditEvent.TAG_PUSHED, operator="ann")
+
+
+def test_a_last_record_that_does_not_chain_is_refused(log: AuditLog) -> None:
+    fill(log, 3)
+    content = lines(log)
+    write_lines(log, [content[0], content[2]])  # seq 2 deleted: seq 3 no longer chains
+    with pytest.raises(AuditLogCorrupted, match="does not chain onto seq 1"):
+        log.append(AuditEvent.TAG_PUSHED, operator="ann")
+
+
+def test_a_crash_while_recovering_a_crash_is_still_a_crash(log: AuditLog) -> None:
+    fill(log, 2)
+    tear(log)
+    with log.path.open("ab") as handle:  # the recovering append was cut too: "\n" + a prefix
+        handle.write(b'\n{"data":{},"env')
+    record = log.append(AuditEvent.TAG_PUSHED, operator="ann")
+    assert record.seq == 3 and len(record.recovered_torn_lines or []) == 2
+    assert log.verify().ok
+
+
+def test_verify_describes_every_recovered_crash_tail(log: AuditLog) -> None:
+    fill(log, 1)
+    tear(log)
+    log.append(AuditEvent.TAG_PUSHED, operator="ann")
+    tear(log)
+    log.append(AuditEvent.TAG_PUSHED, operator="ann")
+    result = log.verify()
+    assert (result.ok, result.recovered_crashes) == (True, (2, 3))
+    described = describe_recovered_crashes(log, result)
+    assert [line.split(" discarded")[0] for line in described] == [
+        "recovered crash tail: 1 torn line(s) before seq 2", "recovered crash tail: 1 torn line(s) before seq 3"]
+    assert str(log.path) in described[0]
 
 
 # -- concurrency ---------------------------------------------------------------------------

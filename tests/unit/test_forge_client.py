@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from coordinator.errors import ForgeError
-from coordinator.forge import GiteaClient, ReleaseExists, StatusState
+from coordinator.errors import ExitCode, ForgeError
+from coordinator.forge import GiteaClient, LabelMissing, ReleaseExists, StatusState
 from coordinator.forge.testing import ScriptedAPI, reply
 
 REPO = "/api/v1/repos/acme/sample"
@@ -123,9 +123,12 @@ def test_blocker_issues_are_listed_without_pull_requests(api: ScriptedAPI, clien
 
 def test_an_unknown_label_is_an_error_not_an_empty_list(api: ScriptedAPI, client: GiteaClient) -> None:
     api.on("GET", f"{REPO}/labels", reply(200, [{"id": 1, "name": "bug"}]))
-    with pytest.raises(ForgeError, match="label 'release-blocker' does not exist in acme/sample") as caught:
+    with pytest.raises(LabelMissing, match="label 'release-blocker' does not exist in acme/sample") as caught:
         client.open_issues_with_label("release-blocker")
     assert "\n" not in caught.value.message
+    assert "https://forge.test/acme/sample/labels" in caught.value.message
+    assert "forge.blocker_label" in caught.value.message
+    assert caught.value.exit_code == ExitCode.USAGE and not isinstance(caught.value, ForgeError)
     assert api.served("GET", f"{REPO}/issues") == 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from coordinator.errors import ForgeError
+from coordinator.errors import CoordinatorError, ExitCode, ForgeError, TokenRefused
 from coordinator.forge import GiteaClient, RetryPolicy
 from coordinator.forge.testing import ScriptedAPI, reply
 from tests.unit.fakes import FakeClock
@@ -81,11 +81,58 @@ def test_connection_errors_and_timeouts_are_retried(api: ScriptedAPI, client: Gi
     assert api.served("GET", TAG_PATH) == 3
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 409, 422, 500])
+@pytest.mark.parametrize("status", [400, 401, 404, 409, 422])
 def test_other_statuses_are_never_retried(api: ScriptedAPI, client: GiteaClient, status: int) -> None:
     api.on("GET", f"{REPO}/commits/abc/status", reply(status, {"message": "nope", "url": "x"}))
-    with pytest.raises(ForgeError):
+    with pytest.raises(CoordinatorError):
         client.combined_status("abc")
+    assert api.served("GET", f"{REPO}/commits/abc/status") == 1
+
+
+def test_a_500_to_a_get_is_retried_with_the_same_backoff_then_succeeds(
+    api: ScriptedAPI, client: GiteaClient, clock: FakeClock
+) -> None:
+    status = {"state": "success", "total_count": 1, "statuses": [{"context": "ci", "status": "success"}]}
+    api.on("GET", f"{REPO}/commits/abc/status", reply(500, {"message": "busy"}), reply(500, {"message": "busy"}),
+           reply(200, status))
+    assert client.combined_status("abc").is_success
+    assert api.served("GET", f"{REPO}/commits/abc/status") == 3
+    assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0] - 0.5
+
+
+def test_a_500_to_a_get_is_retried_only_up_to_the_attempt_bound(api: ScriptedAPI, clock: FakeClock) -> None:
+    api.on("GET", TAG_PATH, reply(500, {"message": "internal error"}))
+    client = GiteaClient("https://forge.test", "acme", "sample", TOKEN, transport=api.transport(),
+                         retry=RetryPolicy(attempts=3, total_s=999), sleep=clock.sleep, clock=clock)
+    with pytest.raises(ForgeError, match="answered HTTP 500: internal error") as caught:
+        client.get_tag("v1.0.0")
+    assert api.served("GET", TAG_PATH) == 3
+    assert caught.value.status == 500
+
+
+def test_a_500_to_a_patch_or_post_is_the_final_answer(api: ScriptedAPI, client: GiteaClient) -> None:
+    api.on("PATCH", f"{REPO}/issues/3", reply(500, {"message": "boom"}))
+    api.on("POST", f"{REPO}/releases", reply(500, {"message": "boom"}))
+    api.on("GET", f"{REPO}/releases/tags/v1.0.0", reply(404, {"message": "nope"}))
+    with pytest.raises(ForgeError, match="HTTP 500"):
+        client.close_issue(3)
+    with pytest.raises(ForgeError, match="HTTP 500"):
+        client.create_release("v1.0.0", "v1.0.0", "notes", "main")
+    assert api.served("PATCH", f"{REPO}/issues/3") == 1
+    assert api.served("POST", f"{REPO}/releases") == 1
+
+
+def test_a_401_says_the_forge_refused_the_token_and_where_it_came_from(api: ScriptedAPI, clock: FakeClock) -> None:
+    api.on("GET", f"{REPO}/commits/abc/status", reply(401, {"message": f"token is required {TOKEN}", "url": "u"}))
+    client = GiteaClient("https://forge.test", "acme", "sample", TOKEN, transport=api.transport(),
+                         sleep=clock.sleep, clock=clock, token_source="environment variable COORDINATOR_FORGE_TOKEN")
+    with pytest.raises(TokenRefused) as caught:
+        client.combined_status("abc")
+    message = caught.value.message
+    assert message.startswith("forge refused the token from environment variable COORDINATOR_FORGE_TOKEN (HTTP 401")
+    assert TOKEN not in message and "\n" not in message
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert not isinstance(caught.value, ForgeError)  # not "forge unreachable, resume later"
     assert api.served("GET", f"{REPO}/commits/abc/status") == 1
 
 
@@ -136,10 +183,10 @@ def test_token_never_appears_in_error_text(api: ScriptedAPI, client: GiteaClient
     api.on("GET", f"{REPO}/commits/abc/status", reply(401, {"message": f"bad token {TOKEN}", "url": "u"}))
     api.on("GET", TAG_PATH, httpx.ConnectError(f"proxy said {TOKEN}"))
     for action in (lambda: client.combined_status("abc"), lambda: client.get_tag("v1.0.0")):
-        with pytest.raises(ForgeError) as caught:
+        with pytest.raises(CoordinatorError) as caught:
             action()
         assert TOKEN not in str(caught.value)
-        assert TOKEN not in caught.value.endpoint
+        assert TOKEN not in getattr(caught.value, "endpoint", "")
 
 
 def test_pagination_reads_every_page_until_a_short_one(api: ScriptedAPI, client: GiteaClient) -> None:
