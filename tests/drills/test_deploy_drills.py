@@ -9,6 +9,7 @@ codes" describe the same outcomes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -138,6 +139,17 @@ def test_broken_health_caught_on_staging_restores_a_verified_release(release_wor
 
 # The deploy itself fails: pull, library, SSH, lock.
 
+def forget_local_image(reference: str) -> None:
+    """Remove every name the local engine has for the image `reference` names (untag, no force:
+    a build-cache parent may not be deleted), so `reference` is no longer found locally."""
+    names = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoTags}} {{json .RepoDigests}}", reference],
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in [n for part in names for n in json.loads(part)]:
+        subprocess.run(["docker", "image", "rm", name], capture_output=True, check=False)
+    gone = subprocess.run(["docker", "image", "inspect", reference], capture_output=True, check=False)
+    assert gone.returncode != 0, f"{reference} is still known to the local engine"
+
+
 def test_registry_down_at_pull_names_the_registry_and_keeps_the_old_container(
         release_world: ReleaseWorld, tmp_path: Path, registry_switch: RegistrySwitch) -> None:
     rw = release_world
@@ -149,9 +161,7 @@ def test_registry_down_at_pull_names_the_registry_and_keeps_the_old_container(
     to_production_gate(rw, "1.1.0")
     new_digest = [e for e in audit_events(rw) if e["event"] == "build.completed" and e["version"] == "1.1.0"][0]["data"]["digest"]
     registry_switch.stop()
-    image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", f"{IMAGE}@{new_digest}"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    subprocess.run(["docker", "image", "rm", "--force", image_id], capture_output=True, check=True)  # so it must be pulled
+    forget_local_image(f"{IMAGE}@{new_digest}")  # so the deploy must pull it
 
     result = rw.coordinator("resume")
 
