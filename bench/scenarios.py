@@ -27,7 +27,6 @@ def _deploy_vars(digest: str, version: str) -> dict[str, Any]:
     return {
         "docker_release_image": IMAGE, "docker_release_digest": digest, "docker_release_version": version,
         "docker_release_deployed_by": "bench", "docker_release_release_id": f"bench-{version}",
-        "release_health_expected_version": version, "release_health_expected_digest": digest,
         "release_health_timeout": 120, "release_health_interval": HEALTH_INTERVAL_S,
     }
 

@@ -30,7 +30,8 @@ class ExitCode(IntEnum):
     ANNOUNCE_PENDING = 13  # deployed and verified; some announcement steps still pending
     AUDIT_BROKEN = 14  # the audit chain failed verification (tampering or corruption)
     HOST_UNREACHABLE = 15  # a host could not be reached over SSH (resumable once it answers)
-    HOST_NOT_READY = 16  # a host answered but cannot run the deploy (Python, library, Docker engine)
+    HOST_NOT_READY = 16  # a host answered but cannot run the deploy (Python, a library, Docker)
+    FIRST_RELEASE_FAILED = 17  # the first release to an environment failed: nothing to restore
 
 
 class CoordinatorError(Exception):
@@ -144,12 +145,18 @@ class AuditBroken(CoordinatorError):
 
 
 class HostUnreachable(CoordinatorError):
-    """A host could not be reached over SSH: nothing was changed on it."""
+    """A host could not be reached over SSH: nothing was changed there; fix SSH, then resume."""
 
     exit_code = ExitCode.HOST_UNREACHABLE
 
 
 class HostNotReady(CoordinatorError):
-    """A host answered but lacks what a deploy needs (Python, a library, a Docker engine)."""
+    """A host answered but cannot run the deploy: broken Python, a missing library, Docker down."""
 
     exit_code = ExitCode.HOST_NOT_READY
+
+
+class FirstReleaseFailed(CoordinatorError):
+    """The first release to an environment failed: the broken container was removed, nothing restored."""
+
+    exit_code = ExitCode.FIRST_RELEASE_FAILED

@@ -13,7 +13,7 @@ from typing import Any
 
 from coordinator.ansible import PlaybookResult, run_playbook
 from coordinator.context import Context
-from coordinator.errors import LockHeld, UsageError
+from coordinator.errors import CoordinatorError, HostNotReady, HostUnreachable, LockHeld, UsageError
 
 
 def _lock_playbook(ctx: Context, environment: str, extravars: dict[str, Any], ident: str) -> PlaybookResult:
@@ -44,6 +44,43 @@ def held_error(environment: str, detail: str) -> LockHeld:
     return LockHeld(f"{environment} is locked: {detail}. Wait, or `coordinator lock release {environment} --lock-id ID`")
 
 
+def _hosts_failing_as(result: PlaybookResult, kind: str) -> dict[str, str]:
+    """Host -> why, for the hosts a lock run reported (or Ansible saw) failing as `kind`."""
+    found = {host: str(data.get("error") or "failed") for host, data in sorted(result.reported.items())
+             if data.get("lock_failure") == kind}
+    if kind == "unreachable":
+        for host, outcome in sorted(result.hosts.items()):
+            if outcome.unreachable and host not in found:
+                found[host] = outcome.message or "unreachable"
+    return found
+
+
+def _clauses(hosts: dict[str, str]) -> str:
+    return "; ".join(f"{host}: {why}" for host, why in hosts.items())
+
+
+def lock_error(environment: str, result: PlaybookResult, doing: str, *, held: LockHeld | None = None) -> CoordinatorError:
+    """The error for a lock run that failed, by what really happened on the hosts.
+
+    An unreachable host, a host that answers but cannot run the deploy, and a lock held by
+    someone else are different facts with different fixes, so each has its own exit code.
+    `doing` says what was being done ("take the deploy lock"), for the message; `held` is the
+    error when it was none of the host problems (default: the lock is held, naming the holder).
+    """
+    unreachable = _hosts_failing_as(result, "unreachable")
+    if unreachable:
+        return HostUnreachable(
+            f"{environment}: could not {doing}: cannot reach {', '.join(unreachable)} over SSH ({_clauses(unreachable)}). "
+            f"Nothing was changed there; check SSH to the host (address, port, key, sshd running), then retry")
+    not_ready = _hosts_failing_as(result, "not_ready")
+    if not_ready:
+        return HostNotReady(
+            f"{environment}: could not {doing}: {', '.join(not_ready)} answered but cannot run the deploy "
+            f"({_clauses(not_ready)}). Nothing was changed there; fix the host's Python, its Docker library or the "
+            f"Docker engine, then retry")
+    return held or held_error(environment, refusal(result) or result.summary())
+
+
 def record_acquired(ctx: Context, environment: str, result: PlaybookResult, *, version: str, release_id: str | None) -> None:
     """Audit a lock a run took, and escalate every expired lock it took over from someone else."""
     from coordinator.audit import AuditEvent
@@ -69,13 +106,14 @@ def record_released(ctx: Context, environment: str, *, lock_id: str, release_id:
 
 
 def acquire(ctx: Context, environment: str, *, lock_id: str, version: str, reason: str, release_id: str | None = None) -> None:
-    """Take the deploy lock on every host of `environment`, or raise LockHeld naming the holder."""
+    """Take the deploy lock on every host of `environment`, or raise LockHeld naming the holder
+    (HostUnreachable / HostNotReady when a host could not be reached or could not run the lock)."""
     result = _lock_playbook(ctx, environment, {
         "deploy_lock_action": "acquire", "deploy_lock_owner": ctx.operator, "deploy_lock_reason": reason,
         "deploy_lock_version": version, "deploy_lock_id": lock_id,
     }, ident=f"lock-{environment}-acquire")
     if not result.ok:
-        raise held_error(environment, refusal(result) or result.summary())
+        raise lock_error(environment, result, "take the deploy lock")
     record_acquired(ctx, environment, result, version=version, release_id=release_id)
 
 
@@ -85,7 +123,8 @@ def release(ctx: Context, environment: str, *, lock_id: str, force: bool = False
         "deploy_lock_action": "release", "deploy_lock_id": lock_id, "deploy_lock_force": force,
     }, ident=f"lock-{environment}-release")
     if not result.ok:
-        raise LockHeld(f"could not release the lock on {environment}: {result.summary()}")
+        raise lock_error(environment, result, "release the deploy lock",
+                         held=LockHeld(f"could not release the lock on {environment}: {result.summary()}"))
     record_released(ctx, environment, lock_id=lock_id, release_id=release_id, force=force, reason=reason)
 
 
@@ -93,5 +132,6 @@ def status(ctx: Context, environment: str) -> dict[str, dict[str, Any]]:
     """Per host, the lock as found (held, owner, reason, version, since, expiry)."""
     result = _lock_playbook(ctx, environment, {"deploy_lock_action": "status"}, ident=f"lock-{environment}-status")
     if not result.ok:
-        raise LockHeld(f"could not read the lock on {environment}: {result.summary()}")
+        raise lock_error(environment, result, "read the deploy lock",
+                         held=LockHeld(f"could not read the lock on {environment}: {result.summary()}"))
     return {host: data.get("lock") or {} for host, data in result.reported.items()}

@@ -12,7 +12,16 @@ from typing import Any, NoReturn
 
 from coordinator.ansible import PlaybookResult, run_playbook
 from coordinator.context import Context
-from coordinator.errors import DeployFailed, LockHeld, RollbackFailed, RolledBack
+from coordinator.errors import (
+    CoordinatorError,
+    DeployFailed,
+    FirstReleaseFailed,
+    HostNotReady,
+    HostUnreachable,
+    LockHeld,
+    RollbackFailed,
+    RolledBack,
+)
 from coordinator.release import Deployment, Release, ReleaseStatus, utcnow
 
 
@@ -42,14 +51,24 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
     )
 
 
-def health_vars(ctx: Context, release: Release, environment: str) -> dict[str, Any]:
+def timing_vars(ctx: Context, environment: str) -> dict[str, Any]:
+    """The health deadline and poll interval: the only health inputs deploy.yml and rollback.yml take."""
     env = ctx.config.environments[environment]
+    return {"release_health_timeout": int(env.health_timeout_s), "release_health_interval": env.health_interval_s}
+
+
+def health_vars(ctx: Context, release: Release, environment: str) -> dict[str, Any]:
+    """verify.yml's inputs: what every host must serve. Never passed to deploy.yml or rollback.yml.
+
+    Extra vars outrank every variable a play sets, so an expectation passed to a playbook that
+    also checks a *restored* release would make that check expect the new release; those
+    playbooks take the release as docker_release_* and refuse release_health_expected_*.
+    """
     assert release.build is not None
     return {
         "release_health_expected_version": release.version,
         "release_health_expected_digest": release.build.digest,
-        "release_health_timeout": int(env.health_timeout_s),
-        "release_health_interval": env.health_interval_s,
+        **timing_vars(ctx, environment),
     }
 
 
@@ -79,17 +98,19 @@ def drop_lock(ctx: Context, release: Release, environment: str) -> None:
         return
     try:
         locks.release(ctx, environment, lock_id=deployment.lock_id, release_id=release.id)
-    except LockHeld as exc:
+    except CoordinatorError as exc:  # held by another id, or a host that stopped answering
         ctx.out.warn(f"{exc.message} (it expires by itself)")
         return
     deployment.lock_id = None
 
 
 def absorb_lock_report(ctx: Context, release: Release, environment: str, result: PlaybookResult) -> None:
-    """Audit the lock deploy.yml took and gave back; raise LockHeld when it could not take it.
+    """Audit the lock deploy.yml took and gave back; raise when it could not take it.
 
-    deploy.yml takes the lock on every host before the first batch (all or none) and gives
-    it back only when every host passed, so on failure the rollback still runs under it.
+    deploy.yml first checks that every host can run the deploy, then takes the lock on
+    every host (all or none), and gives it back only when every host passed, so on failure
+    the rollback still runs under it. Not taking it raises LockHeld (someone else's lock),
+    HostUnreachable or HostNotReady: nothing was deployed in any of those cases.
     """
     from coordinator import locks
 
@@ -97,7 +118,10 @@ def absorb_lock_report(ctx: Context, release: Release, environment: str, result:
     reports = result.reported.values()
     if any(data.get("lock_refused") for data in reports):
         deployment.lock_id = None  # the run released whatever it had taken
-        raise locks.held_error(environment, locks.refusal(result) or result.summary())
+        error = locks.lock_error(environment, result, f"start the deploy of {release.tag}")
+        _audit_failure(ctx, release, environment, _REFUSAL_OUTCOMES.get(type(error), "failed"),
+                       {"reason": error.message, "deployed": False})
+        raise error
     lock_id = lock_id_for(release, environment)
     if not any("locked" in data for data in reports):
         return  # the run ended before the lock play reported (killed or broken run): keep the intent
@@ -105,6 +129,18 @@ def absorb_lock_report(ctx: Context, release: Release, environment: str, result:
     if result.ok and all(data.get("locked") is False for data in reports):
         locks.record_released(ctx, environment, lock_id=lock_id, release_id=release.id)
         deployment.lock_id = None
+
+
+_REFUSAL_OUTCOMES: dict[type, str] = {LockHeld: "locked", HostUnreachable: "host_unreachable", HostNotReady: "host_not_ready"}
+
+
+def _audit_failure(ctx: Context, release: Release, environment: str, outcome: str, data: dict[str, Any]) -> None:
+    """One audit record for a deploy that failed on `environment`: deploy.failed in production, stage.failed before."""
+    from coordinator.audit import AuditEvent
+
+    event = AuditEvent.DEPLOY_FAILED if environment == ctx.config.promote_to else AuditEvent.STAGE_FAILED
+    ctx.audit.append(event, operator=ctx.operator, release_id=release.id, version=release.version, environment=environment,
+                     outcome=outcome, data=data)
 
 
 def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, Any]:
@@ -120,7 +156,7 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
         "deploy_lock_acquire": True,
         "deploy_lock_owner": ctx.operator,
         "deploy_lock_reason": f"release {release.tag}",
-        **health_vars(ctx, release, environment),
+        **timing_vars(ctx, environment),
     }
     if env.serial:
         extravars["deploy_serial"] = env.serial
@@ -154,6 +190,16 @@ def verify_environment(ctx: Context, release: Release, environment: str) -> Play
     return result
 
 
+def failure_reason(result: PlaybookResult) -> str:
+    """Why a run failed, per host, in the playbook's own words.
+
+    The hosts report the error that made them fail (`error`, e.g. "/health answered 404"),
+    which the run's last failed task (a rollback note, a summary fail) only wraps.
+    """
+    reasons = [f"{host}: {data['error']}" for host, data in sorted(result.reported.items()) if data.get("error")]
+    return "; ".join(reasons) or result.summary()
+
+
 def rollback_environment(ctx: Context, release: Release, environment: str, reason: str) -> None:
     """Restore the previous release on `environment`; always raises (RolledBack or RollbackFailed)."""
     from coordinator.audit import AuditEvent
@@ -167,14 +213,14 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     if deployment.lock_id is None:  # deploy.yml gave it back (a resumed verify failed): take it again
         try:
             take_lock(ctx, release, environment)
-        except LockHeld as exc:
+        except (LockHeld, HostUnreachable, HostNotReady) as exc:
             _rollback_failed(ctx, release, environment, reason, f"could not take the lock: {exc.message}")
     result = _playbook(ctx, release, environment, "rollback.yml", {
         "deploy_lock_id": lock_id_for(release, environment),
         "rollback_from_digest": release.build.digest,
         "rollback_reason": f"{release.tag} failed verification: {reason}"[:200],
         "rollback_release_id": release.id,
-        **{k: v for k, v in health_vars(ctx, release, environment).items() if k in ("release_health_timeout", "release_health_interval")},
+        **timing_vars(ctx, environment),
     })
     merge_host_states(deployment, result)
     deployment.finished_at = utcnow()
@@ -212,16 +258,17 @@ def _rollback_failed(ctx: Context, release: Release, environment: str, reason: s
 
 
 def _escalate(ctx: Context, release: Release, environment: str, reason: str, message: str, *, rolled_back: bool,
-              restored: list[str] | None = None) -> None:
+              restored: list[str] | None = None, first_release: bool = False) -> None:
     from coordinator.render import render
 
     body = render("escalation.md.j2", {
         "project": release.project, "version": release.version, "tag": release.tag,
         "environment": environment, "reason": reason, "summary": message, "rolled_back": rolled_back,
         "digest": release.build.digest if release.build else "", "hosts": sorted(release.deployments.get(environment, Deployment(environment=environment)).hosts),
-        "operator": ctx.operator, "restored_versions": restored or [],
+        "operator": ctx.operator, "restored_versions": restored or [], "first_release": first_release,
     }, override_dir=ctx.config.notify.templates_dir)
-    result = ctx.notifier.escalate(f"[{release.project}] {'ROLLED BACK' if rolled_back else 'ROLLBACK FAILED'} {release.tag} on {environment}", body)
+    headline = "FIRST RELEASE FAILED" if first_release else "ROLLED BACK" if rolled_back else "ROLLBACK FAILED"
+    result = ctx.notifier.escalate(f"[{release.project}] {headline} {release.tag} on {environment}", body)
     for failure in getattr(result, "failed", []) or []:
         ctx.out.warn(f"escalation to {failure} failed")
 
@@ -230,7 +277,52 @@ def fail_deploy(ctx: Context, release: Release, environment: str, result: Playbo
     """A deploy before the gate failed: production untouched, say so and stop."""
     from coordinator.audit import AuditEvent
 
-    message = f"{environment} deploy of {release.tag} failed: {result.summary()}"
+    reason = failure_reason(result)
+    restored = _restored_versions(result)
+    after = f"; {environment} rolled back to {', '.join(restored)}" if restored else ""
+    message = f"{environment} deploy of {release.tag} failed: {reason}{after}; production untouched"
     ctx.audit.append(AuditEvent.STAGE_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
-                     environment=environment, outcome="failed", data={"reason": result.summary()})
+                     environment=environment, outcome="failed", data={"reason": reason, "restored_versions": restored})
     raise DeployFailed(message)
+
+
+def _restored_versions(result: PlaybookResult) -> list[str]:
+    """The versions deploy.yml restored (and verified) on the hosts it rolled back."""
+    return sorted({str(data.get("version")) for data in result.reported.values() if data.get("rolled_back") and data.get("version")})
+
+
+def removed_first_release(result: PlaybookResult) -> list[str]:
+    """The hosts whose failed first release deploy.yml removed; empty unless that is all that happened.
+
+    A host with a previous release is rolled back instead; when any host was (or failed to
+    be) rolled back, or a removal failed, this is not a plain failed first release.
+    """
+    reports = result.reported.values()
+    if any(data.get("rolled_back") or data.get("rollback_error") for data in reports):
+        return []
+    return sorted(host for host, data in result.reported.items() if data.get("first_release") and data.get("removed"))
+
+
+def fail_first_release(ctx: Context, release: Release, environment: str, result: PlaybookResult) -> NoReturn:
+    """The first release to `environment` failed: deploy.yml removed the broken container and
+    recorded the release as bad; there is nothing to restore. Give the lock back, say so, page.
+
+    A crash-looping or wrongly answering container is worse than none, and a held lock would
+    only block the fixed release, so neither is left behind (exit 17, see README).
+    """
+    assert release.build is not None
+    removed = removed_first_release(result)
+    reason = failure_reason(result)
+    deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    deployment.outcome = "first_release_failed"
+    deployment.finished_at = utcnow()
+    _audit_failure(ctx, release, environment, "first_release_failed",
+                   {"reason": reason, "digest": release.build.digest, "removed_from": removed})
+    drop_lock(ctx, release, environment)
+    lock_note = "the deploy lock was released" if deployment.lock_id is None else f"the deploy lock is still held (id {deployment.lock_id})"
+    message = (f"first release of {release.tag} to {environment} failed: {reason}; nothing to restore, "
+               f"the broken container was removed from {', '.join(removed)}; {lock_note}")
+    _escalate(ctx, release, environment, reason, message, rolled_back=False, first_release=True)
+    ctx.out.alarm(message)
+    release.last_error = message
+    raise FirstReleaseFailed(message)

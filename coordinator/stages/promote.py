@@ -11,7 +11,13 @@ from coordinator.context import Context
 from coordinator.errors import GateRefused
 from coordinator.release import Release
 from coordinator.stages.approve import approvals_missing
-from coordinator.stages.deploy import deploy_environment, rollback_environment
+from coordinator.stages.deploy import (
+    deploy_environment,
+    fail_first_release,
+    failure_reason,
+    removed_first_release,
+    rollback_environment,
+)
 
 
 def run_promote(ctx: Context, release: Release) -> None:
@@ -31,5 +37,7 @@ def run_promote(ctx: Context, release: Release) -> None:
     # deploy.yml takes the lock and keeps it when anything fails, so the rollback runs under it.
     result = deploy_environment(ctx, release, environment)
     if not result.ok:
-        rollback_environment(ctx, release, environment, result.summary())
+        if removed_first_release(result):
+            fail_first_release(ctx, release, environment, result)
+        rollback_environment(ctx, release, environment, failure_reason(result))
     ctx.out.info(f"{environment}: {release.build.reference} on {', '.join(sorted(result.hosts))}")

@@ -12,7 +12,7 @@ import httpx
 from coordinator.context import Context
 from coordinator.errors import DeployFailed
 from coordinator.release import Release
-from coordinator.stages.deploy import deploy_environment, drop_lock, fail_deploy
+from coordinator.stages.deploy import deploy_environment, drop_lock, fail_deploy, fail_first_release, removed_first_release
 
 
 def builtin_smoke(url: str, version: str, timeout_s: float = 10.0) -> str | None:
@@ -56,6 +56,8 @@ def run_stage(ctx: Context, release: Release) -> None:
     try:
         result = deploy_environment(ctx, release, environment)  # takes the lock and, when all passed, gives it back
         if not result.ok:
+            if removed_first_release(result):
+                fail_first_release(ctx, release, environment, result)
             fail_deploy(ctx, release, environment, result)
     finally:
         drop_lock(ctx, release, environment)  # only when a failed run left it held

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from coordinator.context import Context
 from coordinator.release import Release
-from coordinator.stages.deploy import drop_lock, rollback_environment, verify_environment
+from coordinator.stages.deploy import drop_lock, failure_reason, rollback_environment, verify_environment
 
 
 def run_verify(ctx: Context, release: Release) -> None:
@@ -24,7 +24,7 @@ def run_verify(ctx: Context, release: Release) -> None:
     else:
         result = verify_environment(ctx, release, environment)
     if not result.ok:
-        rollback_environment(ctx, release, environment, result.summary())
+        rollback_environment(ctx, release, environment, failure_reason(result))
     mismatched = [host for host, state in result.host_states().items()
                   if state.digest is not None and state.digest != release.build.digest]
     if mismatched:

@@ -36,6 +36,8 @@ HTTPD_ENTRYPOINT = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
 VARIANTS: dict[str, list[str]] = {
     "good": HTTPD_ENTRYPOINT,
     "exits": ["/bin/busybox", "false"],
+    # Serves /version but answers 404 on /health (the file is removed before httpd starts).
+    "broken-health": ["/bin/busybox", "sh", "-c", "rm -f /www/health; exec /bin/busybox httpd -f -p 8080 -h /www"],
     "refuses": [
         "/bin/busybox",
         "sh",

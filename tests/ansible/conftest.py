@@ -134,7 +134,7 @@ def running_digest(container: str) -> str:
 
 @dataclass
 class Images:
-    """Pushed test images by version: ``sample`` (good/exiting) and ``fleet`` (refusing)."""
+    """Pushed test images by version: ``sample`` (good, exiting 3.0.0, /health 404 4.0.0) and ``fleet`` (refusing)."""
 
     sample: dict[str, ansible_world.Image]
     fleet: dict[str, ansible_world.Image]
@@ -150,6 +150,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
                 "1.0.0": ansible_world.build_image(registry, "anstest/sample", "1.0.0"),
                 "2.0.0": ansible_world.build_image(registry, "anstest/sample", "2.0.0"),
                 "3.0.0": ansible_world.build_image(registry, "anstest/sample", "3.0.0", "exits"),
+                "4.0.0": ansible_world.build_image(registry, "anstest/sample", "4.0.0", "broken-health"),
             },
             fleet={
                 "1.0.0": ansible_world.build_image(registry, "anstest/fleet", "1.0.0", "refuses"),

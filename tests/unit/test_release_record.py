@@ -267,3 +267,25 @@ def test_verify_in_check_mode_writes_nothing(state_dir: Path) -> None:
     result = rr.verify({"state_dir": str(state_dir), "digest": NEW}, LATER, check_mode=True)
     assert result["changed"] and result["record"]["current"]["verified"] is True
     assert (state_dir / "release.json").read_bytes() == before
+
+
+def test_discarding_a_failed_first_release_keeps_it_as_bad() -> None:
+    record = {"current": current(verified=False), "previous": None}
+    assert rr.mark_discarded(record, OLD, "health failed", LATER) == {
+        "current": None,
+        "previous": current(verified=False, bad=True, marked_bad_at=LATER, bad_reason="health failed"),
+    }
+
+
+def test_discarding_another_release_changes_nothing() -> None:
+    assert rr.mark_discarded({"current": current(), "previous": None}, NEW, "x", LATER) is None
+    assert rr.mark_discarded(rr.empty_record(), NEW, "x", LATER) is None
+
+
+def test_discard_writes_the_record_once(state_dir: Path) -> None:
+    rr.prepare(params(state_dir), NOW, check_mode=False)
+    first = rr.discard({"state_dir": str(state_dir), "digest": NEW, "bad_reason": "exited"}, LATER, check_mode=False)
+    again = rr.discard({"state_dir": str(state_dir), "digest": NEW, "bad_reason": "exited"}, LATER, check_mode=False)
+    assert first["changed"] and not again["changed"]
+    saved = json.loads((state_dir / "release.json").read_text())
+    assert saved["current"] is None and saved["previous"]["bad"] is True

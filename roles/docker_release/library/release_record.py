@@ -35,6 +35,9 @@ description:
     (marked bad when O(replaces_bad)); and it writes O(env_content) to O(env_file)
     (mode 0600). Files are replaced atomically and only when their content changes.
   - C(verify) marks the current release verified when its digest is O(digest).
+  - C(discard) is for a failed first release whose container was removed: when the current
+    release is O(digest) it becomes the previous one, marked bad with O(bad_reason), and the
+    host has no current release.
   - Supports check mode, reporting what would change without writing.
 options:
   state_dir:
@@ -44,13 +47,13 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [read, prepare, verify]
+    choices: [read, prepare, verify, discard]
     default: read
   image:
     description: Image repository of the release to record (prepare).
     type: str
   digest:
-    description: Manifest digest of the release to record (prepare) or verify (verify).
+    description: Manifest digest of the release to record (prepare), verify (verify) or discard (discard).
     type: str
   version:
     description: Version of the release to record (prepare).
@@ -68,7 +71,7 @@ options:
     type: bool
     default: false
   bad_reason:
-    description: Why the replaced release is bad (prepare).
+    description: Why the replaced (prepare) or discarded (discard) release is bad.
     type: str
     default: ""
   env_file:
@@ -204,6 +207,17 @@ def mark_verified(record: dict, digest: str, now: str) -> dict | None:
     if not current or current.get("digest") != digest or current.get("verified"):
         return None
     return {**record, "current": {**current, "verified": True, "verified_at": now}}
+
+
+def mark_discarded(record: dict, digest: str, bad_reason: str, now: str) -> dict | None:
+    """The record after a failed first release was removed: nothing current, the release kept as bad.
+
+    None when the current release is another one (nothing of ours to discard).
+    """
+    current = record["current"]
+    if not current or current.get("digest") != digest:
+        return None
+    return {"current": None, "previous": {**current, "bad": True, "marked_bad_at": now, "bad_reason": bad_reason}}
 
 
 def write_atomically(path: str, data: bytes, mode: int = FILE_MODE) -> None:
@@ -346,11 +360,23 @@ def verify(params: dict, now: str, check_mode: bool) -> dict:
     return {"changed": True, "record": verified, "path": path}
 
 
+def discard(params: dict, now: str, check_mode: bool) -> dict:
+    """Record a removed first release as bad; the host then has no current release."""
+    path = os.path.join(params["state_dir"], RECORD_FILE)
+    record = read_record(path)
+    discarded = mark_discarded(record, params["digest"], params["bad_reason"], now)
+    if discarded is None:
+        return {"changed": False, "record": record, "path": path}
+    if not check_mode:
+        write_atomically(path, record_json(discarded).encode("utf-8"))
+    return {"changed": True, "record": discarded, "path": path}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "state_dir": {"type": "path", "required": True},
-            "action": {"type": "str", "choices": ["read", "prepare", "verify"], "default": "read"},
+            "action": {"type": "str", "choices": ["read", "prepare", "verify", "discard"], "default": "read"},
             "image": {"type": "str"},
             "digest": {"type": "str"},
             "version": {"type": "str"},
@@ -364,6 +390,7 @@ def main() -> None:
         required_if=[
             ("action", "prepare", ("image", "digest", "version", "env_file", "env_content")),
             ("action", "verify", ("digest",)),
+            ("action", "discard", ("digest",)),
         ],
         supports_check_mode=True,
     )
@@ -374,6 +401,8 @@ def main() -> None:
             result = prepare(params, now, module.check_mode)
         elif params["action"] == "verify":
             result = verify(params, now, module.check_mode)
+        elif params["action"] == "discard":
+            result = discard(params, now, module.check_mode)
         else:
             path = os.path.join(params["state_dir"], RECORD_FILE)
             result = {"changed": False, "record": read_record(path), "path": path}
