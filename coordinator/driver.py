@@ -13,10 +13,10 @@ from collections.abc import Callable
 from coordinator import failpoints
 from coordinator.context import Context
 from coordinator.errors import (
-    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, GateRefused, Interrupted,
+    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, FirstReleaseFailed, GateRefused, Interrupted,
     RollbackFailed, RolledBack, UsageError,
 )
-from coordinator.release import Intent, Release, ReleaseStatus, Stage, utcnow
+from coordinator.release import MARKED_BAD, Intent, Release, ReleaseStatus, Stage, utcnow
 from coordinator.versioning import parse_version, tag_for
 
 Confirm = Callable[[str, str], bool]
@@ -54,10 +54,10 @@ class Driver:
         release_id = release_id_for(config.project, version)
         existing = self.ctx.store.load(release_id)
         if existing is not None:
-            if existing.status in (ReleaseStatus.ROLLED_BACK, ReleaseStatus.ROLLBACK_FAILED):
+            if existing.status in MARKED_BAD:
                 if not force_reason:
                     raise UsageError(
-                        f"{existing.tag} was rolled back from {config.promote_to} and is marked bad: "
+                        f"{existing.tag} failed in {config.promote_to} ({existing.status.value}) and is marked bad: "
                         "release a new version, or pass --force --reason TEXT"
                     )
                 self.ctx.audit.append(AuditEvent.RELEASE_MARKED_BAD, operator=self.ctx.operator, release_id=release_id,
@@ -81,8 +81,7 @@ class Driver:
             if release is None:
                 raise UsageError(f"no release {version} in {store.state_dir}: start it with `coordinator release {version}`")
             return release
-        open_releases = [r for r in store.all() if r.status not in (ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK,
-                                                                      ReleaseStatus.ROLLBACK_FAILED)]
+        open_releases = [r for r in store.all() if r.status is not ReleaseStatus.COMPLETED and r.status not in MARKED_BAD]
         if not open_releases:
             raise UsageError("nothing to resume: every release is completed or rolled back (see `coordinator status`)")
         return open_releases[-1]
@@ -97,6 +96,10 @@ class Driver:
         if release.status == ReleaseStatus.COMPLETED:
             self.ctx.out.success(f"{release.tag} is already released")
             return release
+        if release.status in MARKED_BAD:
+            raise UsageError(f"{release.tag} failed in {self.ctx.config.promote_to} ({release.status.value}) and is marked "
+                             f"bad: nothing to resume. Release a new version, or `coordinator release {release.version} "
+                             "--force --reason TEXT`")
         release.status = ReleaseStatus.IN_PROGRESS
         release.last_error = None
         self._save(release)
@@ -168,6 +171,8 @@ def _status_after(error: CoordinatorError, current: ReleaseStatus) -> ReleaseSta
         return ReleaseStatus.ROLLED_BACK
     if isinstance(error, RollbackFailed):
         return ReleaseStatus.ROLLBACK_FAILED
+    if isinstance(error, FirstReleaseFailed):
+        return ReleaseStatus.FIRST_RELEASE_FAILED
     if isinstance(error, AnnouncePending):
         return ReleaseStatus.ANNOUNCE_PENDING
     if isinstance(error, (Interrupted, GateRefused)):

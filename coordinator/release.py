@@ -39,8 +39,13 @@ class ReleaseStatus(StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     ROLLBACK_FAILED = "rollback_failed"
+    FIRST_RELEASE_FAILED = "first_release_failed"  # nothing to restore; removed and marked bad on the hosts
     ANNOUNCE_PENDING = "announce_pending"
     COMPLETED = "completed"
+
+
+MARKED_BAD = frozenset({ReleaseStatus.ROLLED_BACK, ReleaseStatus.ROLLBACK_FAILED, ReleaseStatus.FIRST_RELEASE_FAILED})
+"""Releases that failed in the gated environment: never resumed, released again only with --force."""
 
 
 class Record(BaseModel):

@@ -281,4 +281,8 @@ def test_a_failed_first_release_removes_the_container_and_releases_the_lock(
     record = host_record(PROD)
     assert record["current"] is None and record["previous"]["bad"] is True, record
     status = rw.coordinator("status", "--json")
-    assert '"status": "failed"' in status.stdout
+    assert '"status": "first_release_failed"' in status.stdout
+    # The broken version is marked bad: neither resumed nor released again by accident.
+    assert rw.coordinator("resume").returncode == ExitCode.USAGE
+    again = rw.coordinator("release", "1.0.1")
+    assert again.returncode == ExitCode.USAGE and "marked bad" in again.stderr, again.stderr

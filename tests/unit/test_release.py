@@ -55,3 +55,14 @@ def test_reopen_forgets_the_stage_and_everything_after_it():
 
 def test_reference_pins_the_digest():
     assert built_release().build.reference == f"r/acme/shop@{DIGEST_A}"
+
+
+def test_a_failed_first_release_is_marked_bad_like_a_rollback():
+    from coordinator.driver import _status_after
+    from coordinator.errors import FirstReleaseFailed
+    from coordinator.release import MARKED_BAD, ReleaseStatus
+
+    status = _status_after(FirstReleaseFailed("first release of v1.0.0 to production failed"), ReleaseStatus.IN_PROGRESS)
+
+    assert status is ReleaseStatus.FIRST_RELEASE_FAILED
+    assert status in MARKED_BAD
