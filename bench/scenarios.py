@@ -1,4 +1,4 @@
-"""The five measured scenarios of issue 6, each against the local world."""
+"""The measured scenarios of issues 6 and 14, each against the local world."""
 
 from __future__ import annotations
 
@@ -13,53 +13,64 @@ from typing import Any
 
 import yaml
 
+from bench import compare
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
-from bench.timing import machine_busy_seconds, median_of, serving, timed, wait_until_serving
-from coordinator.ansible import run_playbook
-from sandbox.coordinator_config import IMAGE, PRODUCTION_URL, REPO_ROOT
+from bench.timing import median_of, serving, timed, wait_until_serving
+from sandbox.coordinator_config import PRODUCTION_URL, REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
-HEALTH_INTERVAL_S = 0.25
 
 
-def _deploy_vars(digest: str, version: str) -> dict[str, Any]:
-    return {
-        "docker_release_image": IMAGE, "docker_release_digest": digest, "docker_release_version": version,
-        "docker_release_deployed_by": "bench", "docker_release_release_id": f"bench-{version}",
-        "release_health_expected_version": version, "release_health_expected_digest": digest,
-        "release_health_timeout": 120, "release_health_interval": HEALTH_INTERVAL_S,
+def _playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any]) -> bool:
+    return compare.playbook(playbook_name, inventory, extravars)
+
+
+def _per_approach(prefix: str, hosts: int, approach: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Flat keys `<prefix>_<approach>_<figure>` for one approach's summary at one host count."""
+    return {f"{prefix}_{approach}_{key}": value for key, value in summary.items()} | {
+        "controller_cpu_per_host": {approach: {str(hosts): summary["controller_cpu_per_host"]}},
+        "target_cpu_per_host": {approach: {str(hosts): summary["target_cpu_per_host"]}},
     }
 
 
-def _playbook(playbook: str, inventory: Path, extravars: dict[str, Any]) -> bool:
-    result = run_playbook(ansible_dir=REPO_ROOT, playbook=playbook, inventory=inventory, extravars=extravars,
-                          ident=f"bench-{playbook}", timeout_s=600)
-    return result.ok
+def _compare_all(prefix: str, hosts: int, targets: dict[str, compare.Target], images: BenchImages,
+                 runs: int) -> dict[str, Any]:
+    """deploy.yml, the peer playbook and the recipe on the same hosts, one after the other."""
+    figures: dict[str, Any] = {}
+    pid = compare.sshd_pid()
+    for approach in compare.APPROACHES:
+        try:
+            summary = compare.summarize(compare.measure_approach(approach, targets[approach], images, runs, pid), hosts)
+        finally:
+            compare.remove_containers(targets[approach])
+        figures = merge_figures(figures, _per_approach(prefix, hosts, approach, summary))
+    return figures
 
 
-def _alternating(images: BenchImages, i: int) -> tuple[str, str]:
-    return (images.v2, "1.1.0") if i % 2 else (images.v1, "1.0.0")
+def merge_figures(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` over `old`, nested dicts merged key by key (per approach, per host count)."""
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_figures(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
-def deploy_one_host(images: BenchImages, runs: int) -> dict[str, float]:
-    """deploy.yml (deploy + health) on the SSH production host vs the recipe over ssh."""
-    _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.v1, "1.0.0"))  # warm: image pulled, host known
-
-    def ours(i: int) -> float:
-        digest, version = _alternating(images, i + 1)
-        return timed(lambda: _playbook("deploy.yml", PRODUCTION, _deploy_vars(digest, version)))
-
-    def recipe(i: int) -> float:
-        digest, version = _alternating(images, i + 1)
-        return run_recipe("bench-recipe", 45090, digest, version, over_ssh=True)
-
-    run_recipe("bench-recipe", 45090, images.v1, "1.0.0", over_ssh=True)
-    ours_median, ours_raw = median_of(runs, ours)
-    recipe_median, recipe_raw = median_of(runs, recipe)
-    remove_container("bench-recipe")
-    return {"deploy_seconds": ours_median, "deploy_recipe_seconds": recipe_median,
-            "deploy_ratio": ours_median / recipe_median, "deploy_raw": ours_raw, "deploy_recipe_raw": recipe_raw}
+def deploy_one_host(images: BenchImages, runs: int) -> dict[str, Any]:
+    """deploy.yml (lock, deploy + health, final check, unlock) on the SSH production host vs
+    the peer playbook and the recipe over ssh on the same host, each with its CPU."""
+    targets = {approach: compare.production_target(approach) for approach in compare.APPROACHES}
+    figures = _compare_all("host1", 1, targets, images, runs)
+    ours, peer, recipe = (figures[f"host1_{a}_seconds"] for a in compare.APPROACHES)
+    # The per-host CPU of this scenario is reported under its own keys; the fleet's host
+    # count "1" uses a fleet inventory like 5 and 20.
+    del figures["controller_cpu_per_host"], figures["target_cpu_per_host"]
+    return {**figures, "deploy_seconds": ours, "deploy_recipe_seconds": recipe, "deploy_ratio": ours / recipe,
+            "peer_deploy_seconds": peer, "peer_deploy_ratio": peer / recipe, "deploy_peer_ratio": ours / peer,
+            "deploy_raw": figures["host1_deploy_raw_seconds"], "deploy_recipe_raw": figures["host1_recipe_raw_seconds"]}
 
 
 UNHEALTHY_TIMEOUT_S = 10
@@ -67,7 +78,7 @@ UNHEALTHY_TIMEOUT_S = 10
 
 def _time_to_restore(images: BenchImages, broken: str, version: str, health_timeout_s: int) -> float:
     """From starting a deploy of `broken` over 1.0.0 to 1.0.0 serving 200 again."""
-    _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.v1, "1.0.0"))
+    _playbook("deploy.yml", PRODUCTION, compare.deploy_vars(images.v1, "1.0.0"))
     wait_until_serving(PRODUCTION_URL, "1.0.0")
     restored: dict[str, float] = {}
     went_down = threading.Event()
@@ -87,7 +98,7 @@ def _time_to_restore(images: BenchImages, broken: str, version: str, health_time
     watcher = threading.Thread(target=watch, daemon=True)
     started = time.perf_counter()
     watcher.start()
-    deploy = {**_deploy_vars(broken, version), "release_health_timeout": health_timeout_s}
+    deploy = {**compare.deploy_vars(broken, version), "release_health_timeout": health_timeout_s}
     if _playbook("deploy.yml", PRODUCTION, deploy):
         raise RuntimeError(f"the broken {version} deployed successfully: the health gate did not catch it")
     # As the coordinator does: rollback.yml of the hosts still on the bad digest. deploy.yml
@@ -103,7 +114,7 @@ def _time_to_restore(images: BenchImages, broken: str, version: str, health_time
     return restored["at"] - started
 
 
-def rollback_time(images: BenchImages, runs: int) -> dict[str, float]:
+def rollback_time(images: BenchImages, runs: int) -> dict[str, Any]:
     """Broken deploy → previous digest serving again: a container that exits at once, and
     one whose /health answers 404 (that one waits out a short health deadline first)."""
     exits, exits_raw = median_of(runs, lambda _i: _time_to_restore(images, images.exits, "1.2.0", 120))
@@ -111,51 +122,32 @@ def rollback_time(images: BenchImages, runs: int) -> dict[str, float]:
         runs, lambda _i: _time_to_restore(images, images.unhealthy, "1.3.0", UNHEALTHY_TIMEOUT_S))
     return {"rollback_seconds": exits, "rollback_raw": exits_raw,
             "rollback_unhealthy_seconds": unhealthy, "rollback_unhealthy_raw": unhealthy_raw,
-            "rollback_unhealthy_health_timeout_s": UNHEALTHY_TIMEOUT_S, "health_poll_interval_s": HEALTH_INTERVAL_S}
+            "rollback_unhealthy_health_timeout_s": UNHEALTHY_TIMEOUT_S, "health_poll_interval_s": compare.HEALTH_INTERVAL_S}
 
 
-def _fleet_inventory(directory: Path, hosts: int) -> Path:
-    ssh = REPO_ROOT / ".sandbox" / "ssh"
-    entries = {
-        f"fleet{n}": {
-            "ansible_host": "127.0.0.1", "ansible_port": 45022, "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(ssh / "client_key"),
-            "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
-            "docker_release_container_name": f"bench-fleet{n}", "docker_release_published_port": 45400 + n,
-            "release_health_base_url": f"http://127.0.0.1:{45400 + n}",
-        }
-        for n in range(1, hosts + 1)
-    }
-    inventory = directory / f"fleet{hosts}"
-    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"app": {"hosts": entries}}))
-    group_vars = yaml.safe_load((PRODUCTION / "group_vars" / "all.yml").read_text())
-    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_vars))
-    return inventory
-
-
-def fleet(images: BenchImages, runs: int, size: int = 20) -> dict[str, float]:
-    """deploy.yml to `size` hosts (batches of 25 %) vs to one host, and how busy the machine's
-    cores were (0-1) during the fleet runs: the hosts share them with the controller."""
+def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20)) -> dict[str, Any]:
+    """deploy.yml (batches of 25 %), the peer playbook and the recipe run on all hosts in
+    parallel, on 1, 5 and 20 loopback hosts with one SSH connection each; plus how busy the
+    machine's 2 cores were (0-1) during our runs: the hosts share them with the controller."""
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
-        one, many = _fleet_inventory(Path(tmp), 1), _fleet_inventory(Path(tmp), size)
-        _playbook("deploy.yml", many, _deploy_vars(images.v1, "1.0.0"))
+        for size in sizes:
+            targets = {a: compare.fleet_inventory(Path(tmp), a, size) for a in compare.APPROACHES}
+            figures = merge_figures(figures, _compare_all(f"fleet{size}", size, targets, images, runs))
+            ours, recipe = figures[f"fleet{size}_deploy_seconds"], figures[f"fleet{size}_recipe_seconds"]
+            busy = figures[f"fleet{size}_deploy_machine_cpu_per_host"] * size / ((os.cpu_count() or 1) * ours)
+            figures |= {f"fleet{size}_seconds": ours, f"fleet{size}_raw": figures[f"fleet{size}_deploy_raw_seconds"],
+                        f"fleet{size}_recipe_ratio": ours / recipe,
+                        f"fleet{size}_peer_ratio": figures[f"fleet{size}_peer_seconds"] / recipe,
+                        f"fleet{size}_cpu_busy": busy}
+    if 1 in sizes:
+        for size in sizes:
+            if size != 1:
+                figures[f"fleet{size}_ratio"] = figures[f"fleet{size}_seconds"] / figures["fleet1_seconds"]
+    return figures
 
-        def measure(inventory: Path):
-            return lambda i: timed(lambda: _playbook("deploy.yml", inventory, _deploy_vars(*_alternating(images, i + 1))))
 
-        one_median, one_raw = median_of(runs, measure(one))
-        busy_before = machine_busy_seconds()
-        many_median, many_raw = median_of(runs, measure(many))
-        busy = (machine_busy_seconds() - busy_before) / ((os.cpu_count() or 1) * sum(many_raw))
-    for n in range(1, size + 1):
-        remove_container(f"bench-fleet{n}")
-    return {"fleet1_seconds": one_median, f"fleet{size}_seconds": many_median,
-            f"fleet{size}_ratio": many_median / one_median, f"fleet{size}_cpu_busy": busy,
-            "fleet1_raw": one_raw, f"fleet{size}_raw": many_raw}
-
-
-def help_cold_start(runs: int) -> dict[str, float]:
+def help_cold_start(runs: int) -> dict[str, Any]:
     executable = Path(sys.executable).parent / "coordinator"
 
     def once(_i: int) -> float:
@@ -165,7 +157,7 @@ def help_cold_start(runs: int) -> dict[str, float]:
     return {"help_seconds": median, "help_raw": raw}
 
 
-def whole_release(runs: int) -> dict[str, float]:
+def whole_release(runs: int) -> dict[str, Any]:
     """validate → announce through the CLI (CI build and human wait excluded) vs the recipe
     for staging (local) and production (ssh)."""
     from sandbox.coordinator_config import write_sandbox_config
