@@ -21,7 +21,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 # Issue 14's goals (this machine, ratios within one run); help_seconds is issue 6's.
 GOALS = {"deploy_ratio": 2.5, "release_ratio": 3.0, "fleet20_recipe_ratio": 1.5, "controller_cpu_per_host": 0.2,
          "target_cpu_per_host": 0.3, "rollback_seconds": 4.0, "help_seconds": 0.3}
-SCENARIOS = ("help", "deploy", "rollback", "fleet", "release")
+SCENARIOS = ("help", "deploy", "rollback", "fleet", "release", "census")
 
 
 def _distribution_version(name: str) -> str:
@@ -73,7 +73,7 @@ def main() -> None:
     figures: dict[str, Any] = {}
     if "help" in chosen:
         figures.update(scenarios.help_cold_start(args.runs))
-    needs_images = {"deploy", "rollback", "fleet"} & set(chosen)
+    needs_images = {"deploy", "rollback", "fleet", "census"} & set(chosen)
     if needs_images:
         from bench.images import build_bench_images
 
@@ -84,12 +84,15 @@ def main() -> None:
             figures.update(scenarios.rollback_time(images, args.runs))
         if "fleet" in chosen:
             figures = scenarios.merge_figures(figures, scenarios.fleet(images, args.runs, sizes))
+        if "census" in chosen:
+            figures.update(scenarios.census(images))
     if "release" in chosen:
         figures.update(scenarios.whole_release(args.runs))
 
     env = environment()
     print(f"environment: {json.dumps(env)}")
     print(f"runs per figure: {args.runs} (median)")
+    figures |= scenarios.across_fleet_sizes(figures)
     print(report.render(figures, GOALS))
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -99,8 +102,12 @@ def main() -> None:
         now = datetime.now(UTC).isoformat()
         saved = scenarios.merge_figures(kept, {"measured_at": now, "runs": args.runs, "environment": env,
                                                "goals": GOALS, **figures})
-        saved = scenarios.merge_figures(saved, {"measured_at_by_scenario": {name: now for name in chosen},
-                                                "runs_by_scenario": {name: args.runs for name in chosen}})
+        # Which window measured what: the fleet sizes may come from separate runs of the lock.
+        measured = [name for name in chosen if name != "fleet"] + ([f"fleet{size}" for size in sizes]
+                                                                   if "fleet" in chosen else [])
+        saved = scenarios.merge_figures(saved, {"measured_at_by_scenario": {name: now for name in measured},
+                                                "runs_by_scenario": {name: args.runs for name in measured}})
+        saved |= scenarios.across_fleet_sizes(saved)
         RESULTS.write_text(json.dumps(saved, indent=2) + "\n")
         print(f"written to {RESULTS}")
 

@@ -53,9 +53,9 @@ def deploy_vars(digest: str, version: str, *, lock: bool = False) -> dict[str, A
 
 
 def playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any], *, peer: bool = False,
-             control_dir: Path | None = None) -> bool:
+             control_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> bool:
     """Run our playbook (or the peer's) through ansible-runner exactly as the coordinator does."""
-    env = {"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
+    env = {"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), **(extra_env or {})}
     if control_dir is not None:
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
     result = run_playbook(ansible_dir=PEER_DIR if peer else REPO_ROOT, playbook=playbook_name, inventory=inventory,
@@ -110,7 +110,8 @@ def production_target(approach: str) -> Target:
                              "release_health_base_url": f"http://127.0.0.1:{port}"})
 
 
-def deploy_once(approach: str, target: Target, digest: str, version: str) -> None:
+def deploy_once(approach: str, target: Target, digest: str, version: str,
+                extra_env: dict[str, str] | None = None) -> None:
     """One deploy of `digest` by `approach` to every host of `target`; raises when it failed."""
     if approach == "recipe":
         _recipe_in_parallel(target.containers, digest, version)
@@ -118,10 +119,10 @@ def deploy_once(approach: str, target: Target, digest: str, version: str) -> Non
     with tempfile.TemporaryDirectory(prefix="bcp-", dir="/tmp") as control_dir:  # short: socket paths ≤ 108
         if approach == "peer":
             ok = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides, peer=True,
-                          control_dir=Path(control_dir))
+                          control_dir=Path(control_dir), extra_env=extra_env)
         else:
             ok = playbook("deploy.yml", target.inventory, deploy_vars(digest, version, lock=True) | target.overrides,
-                          control_dir=Path(control_dir))
+                          control_dir=Path(control_dir), extra_env=extra_env)
         cpu.end_ssh_masters()  # before the socket directory goes
     if not ok:
         raise RuntimeError(f"the {approach} deploy of {version} to {target.inventory} failed")

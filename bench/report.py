@@ -64,6 +64,18 @@ def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
                   " ctrl = runner + playbook tree, target = sshd sessions + docker daemons, machine = whole box)",
                   f"{'hosts':<15} {'approach':<15} {'seconds':>8} {'/recipe':>8} {'ctrl':>7} {'runner':>7} "
                   f"{'playbk':>7} {'target':>7} {'sshd':>7} {'docker':>7} {'machine':>7}", *approach_rows]
+    fit_rows = [f"{LABELS[approach]:<15} {side:<11} {fit['fixed_per_run']:>8.2f} {fit['marginal_per_host']:>10.2f}"
+                for side in ("controller", "target")
+                for approach, fit in (figures.get(f"{side}_cpu_fixed_and_marginal") or {}).items()]
+    if fit_rows:
+        lines += ["", "CPU-seconds of a run = fixed + marginal x hosts (least squares over the host counts measured)",
+                  f"{'approach':<15} {'side':<11} {'fixed':>8} {'per host':>10}", *fit_rows]
+    for approach, found in (figures.get("census") or {}).items():
+        lines += ["", f"census, {LABELS[approach]}, 1 host: {found['tasks_ran']} tasks ran ({found['tasks_skipped']} skipped): "
+                  f"{found['controller_tasks']} controller-side in {found['controller_task_seconds']:.2f} s, "
+                  f"{found['host_module_calls']} host module calls in {found['host_module_seconds']:.2f} s "
+                  f"(playbook {found['playbook_seconds']:.2f} s)"]
+        lines += [f"  {task['seconds'] or 0.0:>6.2f} s  {task['action']:<24} {task['task']}" for task in found["host_tasks"]]
     goal_rows = _goal_rows(figures, goals)
     if goal_rows:
         lines += ["", f"{'figure':<30} {'goal (issue 14)':<50} {'value':>8} {'goal':>8}  verdict", *goal_rows]

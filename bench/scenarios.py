@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,11 +142,73 @@ def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20)) -
                         f"fleet{size}_recipe_ratio": ours / recipe,
                         f"fleet{size}_peer_ratio": figures[f"fleet{size}_peer_seconds"] / recipe,
                         f"fleet{size}_cpu_busy": busy}
-    if 1 in sizes:
-        for size in sizes:
-            if size != 1:
-                figures[f"fleet{size}_ratio"] = figures[f"fleet{size}_seconds"] / figures["fleet1_seconds"]
     return figures
+
+
+CENSUS_PLUGIN_DIR = REPO_ROOT / "bench" / "census"
+
+
+def census(images: BenchImages) -> dict[str, Any]:
+    """Where a run's time goes, per task: one extra, unmeasured deploy of our deploy.yml and
+    of the peer playbook on prod1 with the bench_census callback (bench/census/)."""
+    found: dict[str, Any] = {}
+    for approach in ("deploy", "peer"):
+        target = compare.production_target(approach)
+        try:
+            compare.deploy_once(approach, target, images.v1, "1.0.0")  # warm: the census run replaces
+            with tempfile.TemporaryDirectory(prefix="bench-census-") as tmp:
+                out = Path(tmp) / "census.json"
+                compare.deploy_once(approach, target, images.v2, "1.1.0", extra_env={
+                    "ANSIBLE_CALLBACK_PLUGINS": str(CENSUS_PLUGIN_DIR), "ANSIBLE_CALLBACKS_ENABLED": "bench_census",
+                    "BENCH_CENSUS_OUT": str(out)})
+                data = json.loads(out.read_text())
+        finally:
+            compare.remove_containers(target)
+        found[approach] = _census_summary(data)
+    return {"census": found}
+
+
+def _census_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """Task counts and seconds on each side for the (one) host, slowest host-side tasks first."""
+    tasks = next(iter(data["hosts"].values()))
+    ran = [task for task in tasks if task["status"] != "skipped"]
+
+    def side(where: str) -> list[dict[str, Any]]:
+        return [task for task in ran if task["where"] == where]
+
+    return {
+        "playbook_seconds": data["seconds"], "tasks_ran": len(ran), "tasks_skipped": len(tasks) - len(ran),
+        "controller_tasks": len(side("controller")), "host_module_calls": len(side("host")),
+        "controller_task_seconds": sum(task["seconds"] or 0.0 for task in side("controller")),
+        "host_module_seconds": sum(task["seconds"] or 0.0 for task in side("host")),
+        "host_tasks": [{"task": task["task"], "action": task["action"], "seconds": task["seconds"]}
+                       for task in side("host")],
+    }
+
+
+def across_fleet_sizes(figures: dict[str, Any]) -> dict[str, Any]:
+    """Figures that compare host counts: N hosts vs 1 (`fleetN_ratio`), and each approach's
+    CPU split into a fixed cost per run and a marginal cost per host (least squares over the
+    host counts measured: cpu_total(n) = fixed + per_host * n)."""
+    derived: dict[str, Any] = {}
+    sizes = sorted(int(key[5:-len("_seconds")]) for key in figures
+                   if key.startswith("fleet") and key.endswith("_seconds") and key[5:-len("_seconds")].isdigit())
+    if 1 in sizes:
+        for size in sizes[1:]:
+            derived[f"fleet{size}_ratio"] = figures[f"fleet{size}_seconds"] / figures["fleet1_seconds"]
+    for side in ("controller", "target"):
+        per_host = figures.get(f"{side}_cpu_per_host") or {}
+        for approach, by_count in per_host.items():
+            points = [(int(count), value * int(count)) for count, value in by_count.items()]
+            if len(points) < 2:
+                continue
+            mean_n = statistics.fmean(n for n, _ in points)
+            mean_cpu = statistics.fmean(cpu for _, cpu in points)
+            slope = (sum((n - mean_n) * (cpu - mean_cpu) for n, cpu in points)
+                     / sum((n - mean_n) ** 2 for n, _ in points))
+            derived.setdefault(f"{side}_cpu_fixed_and_marginal", {})[approach] = {
+                "fixed_per_run": mean_cpu - slope * mean_n, "marginal_per_host": slope}
+    return derived
 
 
 def help_cold_start(runs: int) -> dict[str, Any]:
@@ -200,8 +264,6 @@ def whole_release(runs: int) -> dict[str, Any]:
         recipe.append(time.perf_counter() - started)
     remove_container("bench-recipe-staging")
     remove_container("bench-recipe-prod")
-    import statistics
-
     peak = float(peak_file.read_text()) if peak_file.exists() else float("nan")
     peak_file.unlink(missing_ok=True)
     return {"release_seconds": statistics.median(ours), "release_recipe_seconds": statistics.median(recipe),
