@@ -11,6 +11,7 @@ run and their CPU counted (bench/cpu.py).
 from __future__ import annotations
 
 import shutil
+import sys
 import statistics
 import tempfile
 import threading
@@ -25,7 +26,7 @@ import yaml
 from bench import cpu
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
-from coordinator.ansible import run_playbook
+from coordinator.ansible import PlaybookResult, run_playbook
 from sandbox.coordinator_config import IMAGE, REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
@@ -53,14 +54,13 @@ def deploy_vars(digest: str, version: str, *, lock: bool = False) -> dict[str, A
 
 
 def playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any], *, peer: bool = False,
-             control_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> bool:
+             control_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> PlaybookResult:
     """Run our playbook (or the peer's) through ansible-runner exactly as the coordinator does."""
     env = {"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), **(extra_env or {})}
     if control_dir is not None:
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
-    result = run_playbook(ansible_dir=PEER_DIR if peer else REPO_ROOT, playbook=playbook_name, inventory=inventory,
-                          extravars=extravars, ident=f"bench-{playbook_name}", env=env, timeout_s=600)
-    return result.ok
+    return run_playbook(ansible_dir=PEER_DIR if peer else REPO_ROOT, playbook=playbook_name, inventory=inventory,
+                        extravars=extravars, ident=f"bench-{playbook_name}", env=env, timeout_s=600)
 
 
 def alternating(images: BenchImages, i: int) -> tuple[str, str]:
@@ -118,14 +118,14 @@ def deploy_once(approach: str, target: Target, digest: str, version: str,
         return
     with tempfile.TemporaryDirectory(prefix="bcp-", dir="/tmp") as control_dir:  # short: socket paths ≤ 108
         if approach == "peer":
-            ok = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides, peer=True,
-                          control_dir=Path(control_dir), extra_env=extra_env)
+            result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides,
+                              peer=True, control_dir=Path(control_dir), extra_env=extra_env)
         else:
-            ok = playbook("deploy.yml", target.inventory, deploy_vars(digest, version, lock=True) | target.overrides,
-                          control_dir=Path(control_dir), extra_env=extra_env)
+            result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version, lock=True) | target.overrides,
+                              control_dir=Path(control_dir), extra_env=extra_env)
         cpu.end_ssh_masters()  # before the socket directory goes
-    if not ok:
-        raise RuntimeError(f"the {approach} deploy of {version} to {target.inventory} failed")
+    if not result.ok:
+        raise RuntimeError(f"the {approach} deploy of {version} to {target.inventory} failed: {result.summary()}")
 
 
 def _recipe_in_parallel(containers: list[tuple[str, int]], digest: str, version: str) -> None:
@@ -154,6 +154,9 @@ def measure_approach(approach: str, target: Target, images: BenchImages, runs: i
     for i in range(runs):
         digest, version = alternating(images, i + 1)
         costs.append(cpu.measure(partial(deploy_once, approach, target, digest, version), sshd_pid))
+        cost = costs[-1]
+        print(f"  {target.inventory.name} {approach} run {i + 1}/{runs}: {cost.seconds:.2f} s, controller "
+              f"{cost.controller_s:.2f} CPU-s, target {cost.target_s:.2f} CPU-s", file=sys.stderr, flush=True)
     return costs
 
 

@@ -25,7 +25,7 @@ PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
 
 
 def _playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any]) -> bool:
-    return compare.playbook(playbook_name, inventory, extravars)
+    return compare.playbook(playbook_name, inventory, extravars).ok
 
 
 def _per_approach(prefix: str, hosts: int, approach: str, summary: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +44,10 @@ def _compare_all(prefix: str, hosts: int, targets: dict[str, compare.Target], im
     for approach in compare.APPROACHES:
         try:
             summary = compare.summarize(compare.measure_approach(approach, targets[approach], images, runs, pid), hosts)
+        except RuntimeError as exc:  # one approach failing must not lose the others' figures
+            print(f"  {prefix} {approach}: {exc}", file=sys.stderr, flush=True)
+            figures[f"{prefix}_{approach}_error"] = str(exc)
+            continue
         finally:
             compare.remove_containers(targets[approach])
         figures = merge_figures(figures, _per_approach(prefix, hosts, approach, summary))
@@ -136,12 +140,16 @@ def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20)) -
         for size in sizes:
             targets = {a: compare.fleet_inventory(Path(tmp), a, size) for a in compare.APPROACHES}
             figures = merge_figures(figures, _compare_all(f"fleet{size}", size, targets, images, runs))
-            ours, recipe = figures[f"fleet{size}_deploy_seconds"], figures[f"fleet{size}_recipe_seconds"]
+            ours, recipe = figures.get(f"fleet{size}_deploy_seconds"), figures.get(f"fleet{size}_recipe_seconds")
+            if ours is None:
+                continue
             busy = figures[f"fleet{size}_deploy_machine_cpu_per_host"] * size / ((os.cpu_count() or 1) * ours)
             figures |= {f"fleet{size}_seconds": ours, f"fleet{size}_raw": figures[f"fleet{size}_deploy_raw_seconds"],
-                        f"fleet{size}_recipe_ratio": ours / recipe,
-                        f"fleet{size}_peer_ratio": figures[f"fleet{size}_peer_seconds"] / recipe,
                         f"fleet{size}_cpu_busy": busy}
+            if recipe is not None:
+                figures[f"fleet{size}_recipe_ratio"] = ours / recipe
+                if f"fleet{size}_peer_seconds" in figures:
+                    figures[f"fleet{size}_peer_ratio"] = figures[f"fleet{size}_peer_seconds"] / recipe
     return figures
 
 
