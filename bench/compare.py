@@ -147,14 +147,35 @@ def _recipe_in_parallel(containers: list[tuple[str, int]], digest: str, version:
         raise RuntimeError(f"the recipe failed on {len(errors)} host(s): {errors[0]}")
 
 
-def measure_approach(approach: str, target: Target, images: BenchImages, runs: int, sshd_pid: int) -> list[cpu.Cost]:
+# Docker could not bind a published port: on this machine 454xx lies inside the ephemeral
+# port range (32768-60999), and the hundreds of loopback connections a fleet run leaves in
+# TIME-WAIT sometimes hold exactly the port a new container publishes.
+PORT_TAKEN = "driver failed programming external connectivity"
+
+
+def _retrying_port_clash(action: Callable[[], cpu.Cost], what: str, retried: list[str]) -> cpu.Cost:
+    """Run `action`; once more when Docker could not bind the port (the clash is counted)."""
+    try:
+        return action()
+    except RuntimeError as exc:
+        if PORT_TAKEN not in str(exc):
+            raise
+        print(f"  {what}: port clash with an ephemeral port, run repeated", file=sys.stderr, flush=True)
+        retried.append(what)
+        return action()
+
+
+def measure_approach(approach: str, target: Target, images: BenchImages, runs: int, sshd_pid: int,
+                     retried: list[str]) -> list[cpu.Cost]:
     """A warm-up deploy (image pulled, containers exist), then `runs` measured ones."""
-    deploy_once(approach, target, images.v1, "1.0.0")
+    _retrying_port_clash(partial(cpu.measure, partial(deploy_once, approach, target, images.v1, "1.0.0"), sshd_pid),
+                         f"{target.inventory.name} {approach} warm-up", retried)
     costs = []
     for i in range(runs):
         digest, version = alternating(images, i + 1)
-        costs.append(cpu.measure(partial(deploy_once, approach, target, digest, version), sshd_pid))
-        cost = costs[-1]
+        cost = _retrying_port_clash(partial(cpu.measure, partial(deploy_once, approach, target, digest, version),
+                                            sshd_pid), f"{target.inventory.name} {approach} run {i + 1}", retried)
+        costs.append(cost)
         print(f"  {target.inventory.name} {approach} run {i + 1}/{runs}: {cost.seconds:.2f} s, controller "
               f"{cost.controller_s:.2f} CPU-s, target {cost.target_s:.2f} CPU-s", file=sys.stderr, flush=True)
     return costs

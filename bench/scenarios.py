@@ -42,8 +42,10 @@ def _compare_all(prefix: str, hosts: int, targets: dict[str, compare.Target], im
     figures: dict[str, Any] = {}
     pid = compare.sshd_pid()
     for approach in compare.APPROACHES:
+        retried: list[str] = []
         try:
-            summary = compare.summarize(compare.measure_approach(approach, targets[approach], images, runs, pid), hosts)
+            costs = compare.measure_approach(approach, targets[approach], images, runs, pid, retried)
+            summary = compare.summarize(costs, hosts) | {"runs_repeated_after_port_clash": len(retried)}
         except RuntimeError as exc:  # one approach failing must not lose the others' figures
             print(f"  {prefix} {approach}: {exc}", file=sys.stderr, flush=True)
             figures[f"{prefix}_{approach}_error"] = str(exc)
