@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median reported)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {', '.join(SCENARIOS)}")
     parser.add_argument("--hosts", default="1,5,20", help="host counts of the fleet scenario (default 1,5,20)")
+    parser.add_argument("--approaches", default="deploy,peer,recipe",
+                        help="approaches the fleet scenario measures (default deploy,peer,recipe)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/latest.json")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -64,6 +66,10 @@ def main() -> None:
         parser.error(f"--hosts {args.hosts!r}: give host counts like 1,5,20")
     if not sizes or not all(1 <= size <= 20 for size in sizes):
         parser.error(f"--hosts {args.hosts!r}: host counts go from 1 to 20 (the ports reserved per approach)")
+
+    approaches = tuple(name.strip() for name in args.approaches.split(",") if name.strip())
+    if not approaches or not set(approaches) <= {"deploy", "peer", "recipe"}:
+        parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe")
 
     from bench import cpu, report, scenarios
     from sandbox.world import up
@@ -83,7 +89,7 @@ def main() -> None:
         if "rollback" in chosen:
             figures.update(scenarios.rollback_time(images, args.runs))
         if "fleet" in chosen:
-            figures = scenarios.merge_figures(figures, scenarios.fleet(images, args.runs, sizes))
+            figures = scenarios.merge_figures(figures, scenarios.fleet(images, args.runs, sizes, approaches))
         if "census" in chosen:
             figures.update(scenarios.census(images))
     if "release" in chosen:
@@ -97,7 +103,8 @@ def main() -> None:
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         # A partial run (--only, --hosts) updates its own figures and keeps the others.
-        complete = set(chosen) == set(SCENARIOS) and args.hosts == parser.get_default("hosts")
+        complete = (set(chosen) == set(SCENARIOS) and args.hosts == parser.get_default("hosts")
+                    and args.approaches == parser.get_default("approaches"))
         kept = json.loads(RESULTS.read_text()) if RESULTS.exists() and not complete else {}
         now = datetime.now(UTC).isoformat()
         saved = scenarios.merge_figures(kept, {"measured_at": now, "runs": args.runs, "environment": env,

@@ -41,7 +41,7 @@ def _compare_all(prefix: str, hosts: int, targets: dict[str, compare.Target], im
     """deploy.yml, the peer playbook and the recipe on the same hosts, one after the other."""
     figures: dict[str, Any] = {}
     pid = compare.sshd_pid()
-    for approach in compare.APPROACHES:
+    for approach in targets:
         retried: list[str] = []
         try:
             costs = compare.measure_approach(approach, targets[approach], images, runs, pid, retried)
@@ -133,14 +133,15 @@ def rollback_time(images: BenchImages, runs: int) -> dict[str, Any]:
             "rollback_unhealthy_health_timeout_s": UNHEALTHY_TIMEOUT_S, "health_poll_interval_s": compare.HEALTH_INTERVAL_S}
 
 
-def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20)) -> dict[str, Any]:
+def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20),
+          approaches: tuple[str, ...] = compare.APPROACHES) -> dict[str, Any]:
     """deploy.yml (batches of 25 %), the peer playbook and the recipe run on all hosts in
     parallel, on 1, 5 and 20 loopback hosts with one SSH connection each; plus how busy the
     machine's 2 cores were (0-1) during our runs: the hosts share them with the controller."""
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         for size in sizes:
-            targets = {a: compare.fleet_inventory(Path(tmp), a, size) for a in compare.APPROACHES}
+            targets = {a: compare.fleet_inventory(Path(tmp), a, size) for a in compare.APPROACHES if a in approaches}
             figures = merge_figures(figures, _compare_all(f"fleet{size}", size, targets, images, runs))
             ours, recipe = figures.get(f"fleet{size}_deploy_seconds"), figures.get(f"fleet{size}_recipe_seconds")
             if ours is None:
