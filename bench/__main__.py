@@ -113,7 +113,8 @@ def main() -> None:
         measured = [name for name in chosen if name != "fleet"] + ([f"fleet{size}" for size in sizes]
                                                                    if "fleet" in chosen else [])
         saved = scenarios.merge_figures(saved, {"measured_at_by_scenario": {name: now for name in measured},
-                                                "runs_by_scenario": {name: args.runs for name in measured}})
+                                                "runs_by_scenario": {name: 1 if name == "census" else args.runs
+                                                                     for name in measured}})
         saved |= scenarios.across_fleet_sizes(saved)
         RESULTS.write_text(json.dumps(saved, indent=2) + "\n")
         print(f"written to {RESULTS}")

@@ -20,14 +20,14 @@ GOAL_ROWS = (
 def _approach_rows(figures: dict[str, Any]) -> list[str]:
     rows = []
     prefixes = ["host1"] + sorted({key.split("_")[0] for key in figures if key.startswith("fleet") and
-                                   key.endswith("_deploy_seconds")}, key=lambda p: int(p[5:]))
+                                   any(key.endswith(f"_{a}_seconds") for a in APPROACHES)}, key=lambda p: int(p[5:]))
     for prefix in prefixes:
         recipe = figures.get(f"{prefix}_recipe_seconds")
         for approach in APPROACHES:
             seconds = figures.get(f"{prefix}_{approach}_seconds")
             if seconds is None:
                 continue
-            where = "1 host (prod1)" if prefix == "host1" else f"{prefix[5:]} hosts"
+            where = "1 host (prod1)" if prefix == "host1" else f"{prefix[5:]} host" + ("s" if prefix != "fleet1" else "")
             ratio = f"{seconds / recipe:>6.2f}x" if recipe else ""
             cpu = [figures.get(f"{prefix}_{approach}_{part}_cpu_per_host", float("nan"))
                    for part in ("controller", "controller_runner", "controller_playbook", "target", "target_sshd",
