@@ -149,7 +149,8 @@ def _recipe_in_parallel(containers: list[tuple[str, int]], digest: str, version:
 
 # Docker could not bind a published port: on this machine 454xx lies inside the ephemeral
 # port range (32768-60999), and the hundreds of loopback connections a fleet run leaves in
-# TIME-WAIT sometimes hold exactly the port a new container publishes.
+# TIME-WAIT can hold exactly the port a new container publishes (the likely cause; the one
+# failure seen had its message cut off after these words).
 PORT_TAKEN = "driver failed programming external connectivity"
 
 
