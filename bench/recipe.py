@@ -38,7 +38,9 @@ def run_recipe(container: str, port: int, digest: str, version: str, *, over_ssh
     started = time.perf_counter()
     script = recipe_script(container, port, digest)
     argv = [*ssh_argv(), script] if over_ssh else ["sh", "-c", script]
-    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    if completed.returncode != 0:
+        raise RuntimeError(f"the recipe for {container} exited {completed.returncode}: {completed.stderr.strip()[-500:]}")
     served_at = wait_until_serving(f"http://127.0.0.1:{port}", version, interval_s=0.05)
     return served_at - started
 

@@ -1,8 +1,10 @@
-"""The five measured scenarios of issue 6, each against the local world."""
+"""The measured scenarios of issues 6 and 14, each against the local world."""
 
 from __future__ import annotations
 
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -13,52 +15,71 @@ from typing import Any
 
 import yaml
 
+from bench import compare
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
-from bench.timing import machine_busy_seconds, median_of, serving, timed, wait_until_serving
-from coordinator.ansible import run_playbook
-from sandbox.coordinator_config import IMAGE, PRODUCTION_URL, REPO_ROOT
+from bench.timing import median_of, serving, timed, wait_until_serving
+from sandbox.coordinator_config import PRODUCTION_URL, REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
-HEALTH_INTERVAL_S = 0.25
 
 
-def _deploy_vars(digest: str, version: str) -> dict[str, Any]:
-    return {
-        "docker_release_image": IMAGE, "docker_release_digest": digest, "docker_release_version": version,
-        "docker_release_deployed_by": "bench", "docker_release_release_id": f"bench-{version}",
-        "release_health_timeout": 120, "release_health_interval": HEALTH_INTERVAL_S,
+def _playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any]) -> bool:
+    return compare.playbook(playbook_name, inventory, extravars).ok
+
+
+def _per_approach(prefix: str, hosts: int, approach: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Flat keys `<prefix>_<approach>_<figure>` for one approach's summary at one host count."""
+    return {f"{prefix}_{approach}_{key}": value for key, value in summary.items()} | {
+        "controller_cpu_per_host": {approach: {str(hosts): summary["controller_cpu_per_host"]}},
+        "target_cpu_per_host": {approach: {str(hosts): summary["target_cpu_per_host"]}},
     }
 
 
-def _playbook(playbook: str, inventory: Path, extravars: dict[str, Any]) -> bool:
-    result = run_playbook(ansible_dir=REPO_ROOT, playbook=playbook, inventory=inventory, extravars=extravars,
-                          ident=f"bench-{playbook}", timeout_s=600)
-    return result.ok
+def _compare_all(prefix: str, hosts: int, targets: dict[str, compare.Target], images: BenchImages,
+                 runs: int) -> dict[str, Any]:
+    """deploy.yml, the peer playbook and the recipe on the same hosts, one after the other."""
+    figures: dict[str, Any] = {}
+    pid = compare.sshd_pid()
+    for approach in targets:
+        retried: list[str] = []
+        try:
+            costs = compare.measure_approach(approach, targets[approach], images, runs, pid, retried)
+            summary = compare.summarize(costs, hosts) | {"runs_repeated_after_port_clash": len(retried)}
+        except RuntimeError as exc:  # one approach failing must not lose the others' figures
+            print(f"  {prefix} {approach}: {exc}", file=sys.stderr, flush=True)
+            figures[f"{prefix}_{approach}_error"] = str(exc)
+            continue
+        finally:
+            compare.remove_containers(targets[approach])
+        figures = merge_figures(figures, _per_approach(prefix, hosts, approach, summary))
+        figures[f"{prefix}_{approach}_error"] = None  # clears an earlier window's failure in the results
+    return figures
 
 
-def _alternating(images: BenchImages, i: int) -> tuple[str, str]:
-    return (images.v2, "1.1.0") if i % 2 else (images.v1, "1.0.0")
+def merge_figures(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` over `old`, nested dicts merged key by key (per approach, per host count)."""
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_figures(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
-def deploy_one_host(images: BenchImages, runs: int) -> dict[str, float]:
-    """deploy.yml (deploy + health) on the SSH production host vs the recipe over ssh."""
-    _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.v1, "1.0.0"))  # warm: image pulled, host known
-
-    def ours(i: int) -> float:
-        digest, version = _alternating(images, i + 1)
-        return timed(lambda: _playbook("deploy.yml", PRODUCTION, _deploy_vars(digest, version)))
-
-    def recipe(i: int) -> float:
-        digest, version = _alternating(images, i + 1)
-        return run_recipe("bench-recipe", 45090, digest, version, over_ssh=True)
-
-    run_recipe("bench-recipe", 45090, images.v1, "1.0.0", over_ssh=True)
-    ours_median, ours_raw = median_of(runs, ours)
-    recipe_median, recipe_raw = median_of(runs, recipe)
-    remove_container("bench-recipe")
-    return {"deploy_seconds": ours_median, "deploy_recipe_seconds": recipe_median,
-            "deploy_ratio": ours_median / recipe_median, "deploy_raw": ours_raw, "deploy_recipe_raw": recipe_raw}
+def deploy_one_host(images: BenchImages, runs: int) -> dict[str, Any]:
+    """deploy.yml (lock, deploy + health, final check, unlock) on the SSH production host vs
+    the peer playbook and the recipe over ssh on the same host, each with its CPU."""
+    targets = {approach: compare.production_target(approach) for approach in compare.APPROACHES}
+    figures = _compare_all("host1", 1, targets, images, runs)
+    ours, peer, recipe = (figures[f"host1_{a}_seconds"] for a in compare.APPROACHES)
+    # The per-host CPU of this scenario is reported under its own keys; the fleet's host
+    # count "1" uses a fleet inventory like 5 and 20.
+    del figures["controller_cpu_per_host"], figures["target_cpu_per_host"]
+    return {**figures, "deploy_seconds": ours, "deploy_recipe_seconds": recipe, "deploy_ratio": ours / recipe,
+            "peer_deploy_seconds": peer, "peer_deploy_ratio": peer / recipe, "deploy_peer_ratio": ours / peer,
+            "deploy_raw": figures["host1_deploy_raw_seconds"], "deploy_recipe_raw": figures["host1_recipe_raw_seconds"]}
 
 
 UNHEALTHY_TIMEOUT_S = 10
@@ -66,7 +87,7 @@ UNHEALTHY_TIMEOUT_S = 10
 
 def _time_to_restore(images: BenchImages, broken: str, version: str, health_timeout_s: int) -> float:
     """From starting a deploy of `broken` over 1.0.0 to 1.0.0 serving 200 again."""
-    _playbook("deploy.yml", PRODUCTION, _deploy_vars(images.v1, "1.0.0"))
+    _playbook("deploy.yml", PRODUCTION, compare.deploy_vars(images.v1, "1.0.0"))
     wait_until_serving(PRODUCTION_URL, "1.0.0")
     restored: dict[str, float] = {}
     went_down = threading.Event()
@@ -86,7 +107,7 @@ def _time_to_restore(images: BenchImages, broken: str, version: str, health_time
     watcher = threading.Thread(target=watch, daemon=True)
     started = time.perf_counter()
     watcher.start()
-    deploy = {**_deploy_vars(broken, version), "release_health_timeout": health_timeout_s}
+    deploy = {**compare.deploy_vars(broken, version), "release_health_timeout": health_timeout_s}
     if _playbook("deploy.yml", PRODUCTION, deploy):
         raise RuntimeError(f"the broken {version} deployed successfully: the health gate did not catch it")
     # As the coordinator does: rollback.yml of the hosts still on the bad digest. deploy.yml
@@ -102,7 +123,7 @@ def _time_to_restore(images: BenchImages, broken: str, version: str, health_time
     return restored["at"] - started
 
 
-def rollback_time(images: BenchImages, runs: int) -> dict[str, float]:
+def rollback_time(images: BenchImages, runs: int) -> dict[str, Any]:
     """Broken deploy → previous digest serving again: a container that exits at once, and
     one whose /health answers 404 (that one waits out a short health deadline first)."""
     exits, exits_raw = median_of(runs, lambda _i: _time_to_restore(images, images.exits, "1.2.0", 120))
@@ -110,51 +131,99 @@ def rollback_time(images: BenchImages, runs: int) -> dict[str, float]:
         runs, lambda _i: _time_to_restore(images, images.unhealthy, "1.3.0", UNHEALTHY_TIMEOUT_S))
     return {"rollback_seconds": exits, "rollback_raw": exits_raw,
             "rollback_unhealthy_seconds": unhealthy, "rollback_unhealthy_raw": unhealthy_raw,
-            "rollback_unhealthy_health_timeout_s": UNHEALTHY_TIMEOUT_S, "health_poll_interval_s": HEALTH_INTERVAL_S}
+            "rollback_unhealthy_health_timeout_s": UNHEALTHY_TIMEOUT_S, "health_poll_interval_s": compare.HEALTH_INTERVAL_S}
 
 
-def _fleet_inventory(directory: Path, hosts: int) -> Path:
-    ssh = REPO_ROOT / ".sandbox" / "ssh"
-    entries = {
-        f"fleet{n}": {
-            "ansible_host": "127.0.0.1", "ansible_port": 45022, "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(ssh / "client_key"),
-            "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
-            "docker_release_container_name": f"bench-fleet{n}", "docker_release_published_port": 45400 + n,
-            "release_health_base_url": f"http://127.0.0.1:{45400 + n}",
-        }
-        for n in range(1, hosts + 1)
-    }
-    inventory = directory / f"fleet{hosts}"
-    (inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"app": {"hosts": entries}}))
-    group_vars = yaml.safe_load((PRODUCTION / "group_vars" / "all.yml").read_text())
-    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_vars))
-    return inventory
-
-
-def fleet(images: BenchImages, runs: int, size: int = 20) -> dict[str, float]:
-    """deploy.yml to `size` hosts (batches of 25 %) vs to one host, and how busy the machine's
-    cores were (0-1) during the fleet runs: the hosts share them with the controller."""
+def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20),
+          approaches: tuple[str, ...] = compare.APPROACHES) -> dict[str, Any]:
+    """deploy.yml (batches of 25 %), the peer playbook and the recipe run on all hosts in
+    parallel, on 1, 5 and 20 loopback hosts with one SSH connection each; plus how busy the
+    machine's 2 cores were (0-1) during our runs: the hosts share them with the controller."""
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
-        one, many = _fleet_inventory(Path(tmp), 1), _fleet_inventory(Path(tmp), size)
-        _playbook("deploy.yml", many, _deploy_vars(images.v1, "1.0.0"))
+        for size in sizes:
+            targets = {a: compare.fleet_inventory(Path(tmp), a, size) for a in compare.APPROACHES if a in approaches}
+            figures = merge_figures(figures, _compare_all(f"fleet{size}", size, targets, images, runs))
+            ours, recipe = figures.get(f"fleet{size}_deploy_seconds"), figures.get(f"fleet{size}_recipe_seconds")
+            if ours is None:
+                continue
+            busy = figures[f"fleet{size}_deploy_machine_cpu_per_host"] * size / ((os.cpu_count() or 1) * ours)
+            figures |= {f"fleet{size}_seconds": ours, f"fleet{size}_raw": figures[f"fleet{size}_deploy_raw_seconds"],
+                        f"fleet{size}_cpu_busy": busy}
+            if recipe is not None:
+                figures[f"fleet{size}_recipe_ratio"] = ours / recipe
+                if f"fleet{size}_peer_seconds" in figures:
+                    figures[f"fleet{size}_peer_ratio"] = figures[f"fleet{size}_peer_seconds"] / recipe
+    return figures
 
-        def measure(inventory: Path):
-            return lambda i: timed(lambda: _playbook("deploy.yml", inventory, _deploy_vars(*_alternating(images, i + 1))))
 
-        one_median, one_raw = median_of(runs, measure(one))
-        busy_before = machine_busy_seconds()
-        many_median, many_raw = median_of(runs, measure(many))
-        busy = (machine_busy_seconds() - busy_before) / ((os.cpu_count() or 1) * sum(many_raw))
-    for n in range(1, size + 1):
-        remove_container(f"bench-fleet{n}")
-    return {"fleet1_seconds": one_median, f"fleet{size}_seconds": many_median,
-            f"fleet{size}_ratio": many_median / one_median, f"fleet{size}_cpu_busy": busy,
-            "fleet1_raw": one_raw, f"fleet{size}_raw": many_raw}
+CENSUS_PLUGIN_DIR = REPO_ROOT / "bench" / "census"
 
 
-def help_cold_start(runs: int) -> dict[str, float]:
+def census(images: BenchImages) -> dict[str, Any]:
+    """Where a run's time goes, per task: one extra, unmeasured deploy of our deploy.yml and
+    of the peer playbook on prod1 with the bench_census callback (bench/census/)."""
+    found: dict[str, Any] = {}
+    for approach in ("deploy", "peer"):
+        target = compare.production_target(approach)
+        try:
+            compare.deploy_once(approach, target, images.v1, "1.0.0")  # warm: the census run replaces
+            with tempfile.TemporaryDirectory(prefix="bench-census-") as tmp:
+                out = Path(tmp) / "census.json"
+                compare.deploy_once(approach, target, images.v2, "1.1.0", extra_env={
+                    "ANSIBLE_CALLBACK_PLUGINS": str(CENSUS_PLUGIN_DIR), "ANSIBLE_CALLBACKS_ENABLED": "bench_census",
+                    "BENCH_CENSUS_OUT": str(out)})
+                data = json.loads(out.read_text())
+        finally:
+            compare.remove_containers(target)
+        found[approach] = _census_summary(data)
+    return {"census": found}
+
+
+def _census_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """Task counts and seconds on each side for the (one) host, slowest host-side tasks first."""
+    tasks = next(iter(data["hosts"].values()))
+    ran = [task for task in tasks if task["status"] != "skipped"]
+
+    def side(where: str) -> list[dict[str, Any]]:
+        return [task for task in ran if task["where"] == where]
+
+    return {
+        "playbook_seconds": data["seconds"], "tasks_ran": len(ran), "tasks_skipped": len(tasks) - len(ran),
+        "controller_tasks": len(side("controller")), "host_module_calls": len(side("host")),
+        "controller_task_seconds": sum(task["seconds"] or 0.0 for task in side("controller")),
+        "host_module_seconds": sum(task["seconds"] or 0.0 for task in side("host")),
+        "host_tasks": [{"task": task["task"], "action": task["action"], "seconds": task["seconds"]}
+                       for task in side("host")],
+    }
+
+
+def across_fleet_sizes(figures: dict[str, Any]) -> dict[str, Any]:
+    """Figures that compare host counts: N hosts vs 1 (`fleetN_ratio`), and each approach's
+    CPU split into a fixed cost per run and a marginal cost per host (least squares over the
+    host counts measured: cpu_total(n) = fixed + per_host * n)."""
+    derived: dict[str, Any] = {}
+    sizes = sorted(int(key[5:-len("_seconds")]) for key in figures
+                   if key.startswith("fleet") and key.endswith("_seconds") and key[5:-len("_seconds")].isdigit())
+    if 1 in sizes:
+        for size in sizes[1:]:
+            derived[f"fleet{size}_ratio"] = figures[f"fleet{size}_seconds"] / figures["fleet1_seconds"]
+    for side in ("controller", "target"):
+        per_host = figures.get(f"{side}_cpu_per_host") or {}
+        for approach, by_count in per_host.items():
+            points = [(int(count), value * int(count)) for count, value in by_count.items()]
+            if len(points) < 2:
+                continue
+            mean_n = statistics.fmean(n for n, _ in points)
+            mean_cpu = statistics.fmean(cpu for _, cpu in points)
+            slope = (sum((n - mean_n) * (cpu - mean_cpu) for n, cpu in points)
+                     / sum((n - mean_n) ** 2 for n, _ in points))
+            derived.setdefault(f"{side}_cpu_fixed_and_marginal", {})[approach] = {
+                "fixed_per_run": mean_cpu - slope * mean_n, "marginal_per_host": slope}
+    return derived
+
+
+def help_cold_start(runs: int) -> dict[str, Any]:
     executable = Path(sys.executable).parent / "coordinator"
 
     def once(_i: int) -> float:
@@ -164,7 +233,7 @@ def help_cold_start(runs: int) -> dict[str, float]:
     return {"help_seconds": median, "help_raw": raw}
 
 
-def whole_release(runs: int) -> dict[str, float]:
+def whole_release(runs: int) -> dict[str, Any]:
     """validate → announce through the CLI (CI build and human wait excluded) vs the recipe
     for staging (local) and production (ssh)."""
     from sandbox.coordinator_config import write_sandbox_config
@@ -207,8 +276,6 @@ def whole_release(runs: int) -> dict[str, float]:
         recipe.append(time.perf_counter() - started)
     remove_container("bench-recipe-staging")
     remove_container("bench-recipe-prod")
-    import statistics
-
     peak = float(peak_file.read_text()) if peak_file.exists() else float("nan")
     peak_file.unlink(missing_ok=True)
     return {"release_seconds": statistics.median(ours), "release_recipe_seconds": statistics.median(recipe),

@@ -12,3 +12,39 @@ def test_bench_runs_one_iteration_and_prints_a_table():
     assert result.returncode == 0, result.stderr
     assert "help_seconds" in result.stdout
     assert "environment:" in result.stdout
+
+
+# Burns exactly 1 CPU-second wherever it runs (process time, not wall time).
+_BUSY = "python3 -c 'import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass'"
+_ACCOUNTING = f'''
+import json, subprocess, tempfile
+from bench import cpu, compare
+from bench.recipe import ssh_argv
+
+cpu.become_subreaper()
+pid = compare.sshd_pid()
+with tempfile.TemporaryDirectory(dir="/tmp") as control:
+    persisted = ["-o", "ControlMaster=auto", "-o", "ControlPersist=60", "-o", f"ControlPath={{control}}/m"]
+    remote = cpu.measure(lambda: subprocess.run([*ssh_argv()[:1], *persisted, *ssh_argv()[1:], {_BUSY!r}],
+                                                check=True), pid)
+    masters_left = [p.pid for p in cpu.processes().values() if p.ppid == __import__("os").getpid() and p.comm == "ssh"]
+local = cpu.measure(lambda: subprocess.run(["sh", "-c", {_BUSY!r}], check=True), pid)
+print(json.dumps({{"remote": remote.__dict__, "local": local.__dict__, "masters_left": masters_left}}))
+'''
+
+
+def test_cpu_accounting_charges_work_to_the_side_that_did_it(world):
+    """A 1 CPU-s loop run over ssh lands on the target (sshd tree), one run locally on the
+    controller; the ssh ControlPersist master is stopped and reaped by the measurement."""
+    import json
+
+    result = subprocess.run([sys.executable, "-c", _ACCOUNTING], capture_output=True, text=True, cwd=REPO_ROOT,
+                            check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    remote, local = figures["remote"], figures["local"]
+    assert remote["target_sshd_s"] >= 0.9, remote
+    assert remote["controller_runner_s"] + remote["controller_playbook_s"] < 0.5, remote
+    assert local["controller_playbook_s"] >= 0.9, local
+    assert local["target_sshd_s"] < 0.1, local
+    assert figures["masters_left"] == [], figures

@@ -1,0 +1,88 @@
+"""The printed tables: each approach's time and CPU per host, then the goals with verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.compare import APPROACHES
+
+LABELS = {"deploy": "our deploy.yml", "peer": "peer playbook", "recipe": "shell recipe"}
+# (what the goal says, the figure's key in the results)
+GOAL_ROWS = (
+    ("deploy + verify 1 host / recipe", "deploy_ratio"),
+    ("whole release / recipe (both envs)", "release_ratio"),
+    ("20 hosts (25 % batches) / parallel recipe", "fleet20_recipe_ratio"),
+    ("exiting container -> previous serving, s", "rollback_seconds"),
+    ("coordinator --help, s", "help_seconds"),
+)
+
+
+def _approach_rows(figures: dict[str, Any]) -> list[str]:
+    rows = []
+    prefixes = ["host1"] + sorted({key.split("_")[0] for key in figures if key.startswith("fleet") and
+                                   any(key.endswith(f"_{a}_seconds") for a in APPROACHES)}, key=lambda p: int(p[5:]))
+    for prefix in prefixes:
+        recipe = figures.get(f"{prefix}_recipe_seconds")
+        for approach in APPROACHES:
+            seconds = figures.get(f"{prefix}_{approach}_seconds")
+            if seconds is None:
+                continue
+            where = "1 host (prod1)" if prefix == "host1" else f"{prefix[5:]} host" + ("s" if prefix != "fleet1" else "")
+            ratio = f"{seconds / recipe:>6.2f}x" if recipe else ""
+            cpu = [figures.get(f"{prefix}_{approach}_{part}_cpu_per_host", float("nan"))
+                   for part in ("controller", "controller_runner", "controller_playbook", "target", "target_sshd",
+                                "target_docker", "machine")]
+            rows.append(f"{where:<15} {LABELS[approach]:<15} {seconds:>8.2f} {ratio:>8} "
+                        + " ".join(f"{value:>7.2f}" for value in cpu))
+    return rows
+
+
+def _goal_rows(figures: dict[str, Any], goals: dict[str, float]) -> list[str]:
+    rows = []
+
+    def row(key: str, label: str, value: float | None, goal: float) -> None:
+        if value is None:
+            return
+        verdict = "meets goal" if value <= goal else "MISSES goal"
+        rows.append(f"{key:<30} {label:<50} {value:>8.2f} {'<= ' + format(goal, 'g'):>8}  {verdict}")
+
+    for label, key in GOAL_ROWS:
+        row(key, label, figures.get(key), goals[key])
+    for side in ("controller", "target"):
+        key = f"{side}_cpu_per_host"
+        per_count = (figures.get(key) or {}).get("deploy", {})
+        for count in sorted(per_count, key=int):
+            row(f"{key}[{count}]", f"{side} CPU-s per host, deploy.yml, {count} host(s)", per_count[count], goals[key])
+    return rows
+
+
+def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
+    lines = []
+    approach_rows = _approach_rows(figures)
+    if approach_rows:
+        lines += ["", "per approach (median seconds; ratio to the recipe on the same hosts; CPU-seconds per host:",
+                  " ctrl = runner + playbook tree, target = sshd sessions + docker daemons, machine = whole box)",
+                  f"{'hosts':<15} {'approach':<15} {'seconds':>8} {'/recipe':>8} {'ctrl':>7} {'runner':>7} "
+                  f"{'playbk':>7} {'target':>7} {'sshd':>7} {'docker':>7} {'machine':>7}", *approach_rows]
+    fit_rows = [f"{LABELS[approach]:<15} {side:<11} {fit['fixed_per_run']:>8.2f} {fit['marginal_per_host']:>10.2f}"
+                for side in ("controller", "target")
+                for approach, fit in (figures.get(f"{side}_cpu_fixed_and_marginal") or {}).items()]
+    if fit_rows:
+        lines += ["", "CPU-seconds of a run = fixed + marginal x hosts (least squares over the host counts measured)",
+                  f"{'approach':<15} {'side':<11} {'fixed':>8} {'per host':>10}", *fit_rows]
+    for approach, found in (figures.get("census") or {}).items():
+        lines += ["", f"census, {LABELS[approach]}, 1 host: {found['tasks_ran']} tasks ran ({found['tasks_skipped']} skipped): "
+                  f"{found['controller_tasks']} controller-side in {found['controller_task_seconds']:.2f} s, "
+                  f"{found['host_module_calls']} host module calls in {found['host_module_seconds']:.2f} s "
+                  f"(playbook {found['playbook_seconds']:.2f} s)"]
+        lines += [f"  {task['seconds'] or 0.0:>6.2f} s  {task['action']:<24} {task['task']}" for task in found["host_tasks"]]
+    goal_rows = _goal_rows(figures, goals)
+    if goal_rows:
+        lines += ["", f"{'figure':<30} {'goal (issue 14)':<50} {'value':>8} {'goal':>8}  verdict", *goal_rows]
+    others = [f"{key:<40} {value:>10.3f}" for key, value in figures.items()
+              if isinstance(value, float) and not key.startswith(("host1_", "fleet")) and key not in goals]
+    others += [f"{key:<40} {value:>10.3f}" for key, value in figures.items()
+               if isinstance(value, float) and key.startswith("fleet") and key.count("_") == 1]
+    if others:
+        lines += ["", "other figures", *others]
+    return "\n".join(lines)
