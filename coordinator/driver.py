@@ -37,13 +37,14 @@ class Driver:
     def release(self, version_text: str, *, force_reason: str | None = None) -> Release:
         version = parse_version(version_text)
         _ = self.ctx.forge_token  # a missing token is refused before anything is written
-        with self.ctx.store.locked(f"release {version}"):
+        with self.ctx.store.locked(f"release {version}", release_id=release_id_for(self.ctx.config.project, version)):
             release = self._open(version, force_reason)
             return self._run(release)
 
     def resume(self, version_text: str | None = None) -> Release:
-        with self.ctx.store.locked("resume"):
-            release = self._find_resumable(version_text)
+        found = self._find_resumable(version_text)
+        with self.ctx.store.locked(f"resume {found.version}", release_id=found.id):
+            release = self.ctx.store.load(found.id) or found  # re-read: another machine may have moved it on
             self.ctx.out.step(f"resuming {release.tag} at {release.next_stage or 'the end'}")
             return self._run(release)
 
@@ -67,10 +68,15 @@ class Driver:
             if existing.status == ReleaseStatus.FAILED and Stage.TAG not in existing.completed:
                 existing.reopen_from(Stage.VALIDATE)  # validation is always re-run until it passes
             return existing
+        from coordinator.identity import verify_identity
+
+        releaser = verify_identity(self.ctx)  # forbid_self_approval compares approvers with this
         release = Release(id=release_id, project=config.project, version=version, tag=tag_for(version),
-                          operator=self.ctx.operator)
+                          operator=self.ctx.operator, releaser=releaser.name, releaser_verified_by=releaser.verified_by)
         self.ctx.audit.append(AuditEvent.RELEASE_STARTED, operator=self.ctx.operator, release_id=release_id,
-                              version=version, outcome="started")
+                              version=version, outcome="started",
+                              data={"releaser": releaser.name, "identity_verified_by": releaser.verified_by}
+                              if releaser.verified_by != "local" else None)
         return release
 
     def _find_resumable(self, version_text: str | None) -> Release:
@@ -79,7 +85,7 @@ class Driver:
             version = parse_version(version_text)
             release = store.load(release_id_for(self.ctx.config.project, version))
             if release is None:
-                raise UsageError(f"no release {version} in {store.state_dir}: start it with `coordinator release {version}`")
+                raise UsageError(f"no release {version} in {store.describe()}: start it with `coordinator release {version}`")
             return release
         open_releases = [r for r in store.all() if r.status not in (ReleaseStatus.COMPLETED, ReleaseStatus.ROLLED_BACK,
                                                                       ReleaseStatus.ROLLBACK_FAILED)]

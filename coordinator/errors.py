@@ -29,6 +29,8 @@ class ExitCode(IntEnum):
     GATE_REFUSED = 12  # the operator refused the gate, or the approval does not match
     ANNOUNCE_PENDING = 13  # deployed and verified; some announcement steps still pending
     AUDIT_BROKEN = 14  # the audit chain failed verification (tampering or corruption)
+    IDENTITY_REFUSED = 18  # the approver's identity could not be verified or may not approve
+    STATE_BACKEND = 19  # the state database is unreachable, or its schema is not this code's
 
 
 class CoordinatorError(Exception):
@@ -131,3 +133,15 @@ class AuditBroken(CoordinatorError):
     """The audit chain does not verify: a record was edited, removed or inserted."""
 
     exit_code = ExitCode.AUDIT_BROKEN
+
+
+class IdentityRefused(CoordinatorError):
+    """The acting identity could not be verified, or it may not approve this release."""
+
+    exit_code = ExitCode.IDENTITY_REFUSED
+
+
+class StateBackendError(CoordinatorError):
+    """The shared state database is unreachable, refused us, or has another schema version."""
+
+    exit_code = ExitCode.STATE_BACKEND
