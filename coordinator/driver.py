@@ -34,10 +34,19 @@ class Driver:
         self.ctx = ctx
         self.confirm = confirm
 
-    def release(self, version_text: str, *, force_reason: str | None = None) -> Release:
+    def release(self, version_text: str, *, force_reason: str | None = None) -> Release | None:
+        """Run (or continue) the release of VERSION; None when it was already released without a record here."""
         version = parse_version(version_text)
         _ = self.ctx.forge_token  # a missing token is refused before anything is written
-        with self.ctx.store.locked(f"release {version}", release_id=release_id_for(self.ctx.config.project, version)):
+        release_id = release_id_for(self.ctx.config.project, version)
+        with self.ctx.store.locked(f"release {version}", release_id=release_id):
+            if self.ctx.store.load(release_id) is None:
+                from coordinator.recognize import released_elsewhere
+
+                done_elsewhere = released_elsewhere(self.ctx, version)
+                if done_elsewhere:
+                    self.ctx.out.success(done_elsewhere)
+                    return None
             release = self._open(version, force_reason)
             return self._run(release)
 
@@ -101,7 +110,10 @@ class Driver:
             raise RollbackFailed(f"{release.tag}: the last rollback failed; production state is unknown. "
                                  "Restore it by hand (README 'Manual rollback') before anything else")
         if release.status == ReleaseStatus.COMPLETED:
-            self.ctx.out.success(f"{release.tag} is already released")
+            where = release.announcement.release_url or "see `coordinator status`"
+            digest = release.build.digest if release.build else "?"
+            self.ctx.out.success(f"{release.tag} is already released ({where}, digest {digest}) by {release.operator}; "
+                                 "nothing to redo")
             return release
         release.status = ReleaseStatus.IN_PROGRESS
         release.last_error = None

@@ -22,15 +22,30 @@ def gate_summary(ctx: Context, release: Release) -> str:
 
     assert release.build is not None
     staging = release.deployments.get(ctx.config.promote_from)
-    live = [r.version for r in ctx.store.all()
-            if r.id != release.id and (d := r.deployments.get(ctx.config.promote_to)) is not None and d.outcome == "verified"]
+    previous = live_now(ctx, release)
     return render("gate_summary.txt.j2", {
         "project": release.project, "version": release.version, "tag": release.tag,
         "commit": release.commit_sha, "digest": release.build.digest, "image": release.build.image,
         "smoke": release.smoke_result, "run_url": release.build.run_url, "run_id": release.build.run_id,
         "staging_hosts": sorted(staging.hosts) if staging else [], "environment": ctx.config.promote_to,
-        "previous_version": live[-1] if live else None,
+        "previous_version": previous,
     }, override_dir=ctx.config.notify.templates_dir)
+
+
+def live_now(ctx: Context, release: Release) -> str | None:
+    """What production runs, as its hosts report it (status.yml); the records only if the hosts cannot say."""
+    from coordinator.errors import CoordinatorError
+    from coordinator.recognize import live_in
+
+    try:
+        live = live_in(ctx, ctx.config.promote_to)
+        if not live.error:
+            return live.summary()
+    except CoordinatorError:
+        pass
+    recorded = [r.version for r in ctx.store.all()
+                if r.id != release.id and (d := r.deployments.get(ctx.config.promote_to)) is not None and d.outcome == "verified"]
+    return f"{recorded[-1]} (from release records: the hosts did not answer)" if recorded else None
 
 
 def record_approval(ctx: Context, release: Release, identity: Identity, reason: str | None = None) -> Approval:
