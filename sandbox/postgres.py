@@ -59,13 +59,15 @@ def dsn(role: str, password: str, port: int, database: str = DATABASE) -> str:
 class PostgresCluster:
     """One cluster in its own temporary directory; `start()` then `stop()` (or `with`)."""
 
-    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, root: Path | None = None, port: int | None = None, *, durable: bool = False) -> None:
+        """`durable=False` (tests) turns fsync off; the bench measures with it on, as in production."""
         # Not under pytest's tmp_path: that is 0700 root, and the server runs as `postgres`.
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="coordinator-pg-"))
         self.port = port or free_port()
         self.superuser_password = secrets.token_hex(12)
         self.passwords: dict[str, str] = {}
         self._started = False
+        self.durable = durable
 
     @property
     def data_dir(self) -> Path:
@@ -91,7 +93,9 @@ class PostgresCluster:
         self._run([_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", f"--pwfile={pwfile}",
                    "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-instructions"])
         pwfile.unlink()
-        options = f"-c listen_addresses={HOST} -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off"
+        options = f"-c listen_addresses={HOST} -c port={self.port} -c unix_socket_directories={self.root}"
+        if not self.durable:
+            options += " -c fsync=off"
         self._started = True  # from here on stop() must run, even if start fails half way
         self._run([_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.root / "server.log"), "-o", options,
                    "-w", "-t", str(START_TIMEOUT_S), "start"], timeout=START_TIMEOUT_S + 10)
