@@ -60,7 +60,12 @@ class Context:
     @cached_property
     def database(self) -> "Database":
         """The shared state database (state.backend postgres); connected on first use."""
-        from coordinator.state.postgres import Database
+        try:
+            from coordinator.state.postgres import Database
+        except ImportError:
+            from coordinator.errors import ConfigError
+
+            raise ConfigError("state.backend postgres needs psycopg 3: pip install 'coordinator[team]'") from None
 
         dsn = self.config.database_dsn()
         self.out.add_secret(dsn)

@@ -202,9 +202,10 @@ def test_release_done_on_another_machine_is_recognised_and_its_state_imports(tea
     laptop = local_team.machine("laptop")  # another machine, no shared records
     again = laptop.run("release", "1.0.0")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"v1.0.0 is already released: forge release" in again.stdout
+    assert "v1.0.0 is already released: forge release" in again.stdout
     assert f"production (prod1) runs its digest {digest}; nothing to do" in again.stdout
-    assert not (laptop.state_dir / "releases").exists(), "nothing was started on the laptop"
+    assert not list((laptop.state_dir / "releases").glob("*.json")), "nothing was started on the laptop"
+    assert not (laptop.state_dir / "audit.jsonl").exists()
     assert len(team.rw.chat.messages) == before, "nothing was announced again"
 
     shared = team.machine("shared", role="alice")

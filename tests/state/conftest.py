@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from sandbox.postgres import PostgresCluster
-from tests.unit.test_config import MINIMAL
 from tests.pg import TeamDatabase, fresh_database, running_cluster
+from tests.unit.test_config import MINIMAL
 
 REPO = Path(__file__).resolve().parents[2]
 
