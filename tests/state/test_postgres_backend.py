@@ -306,3 +306,15 @@ def test_store_errors_are_state_backend_errors(team_db: TeamDatabase) -> None:
     team_db.owner_sql("INSERT INTO coordinator.schema_version (version) VALUES (99)")
     with pytest.raises(StateBackendError):
         _ = team_db.connect("alice").conn
+
+
+def test_metrics_and_audit_show_read_the_shared_chain_from_any_machine(team_db: TeamDatabase, machine: Any) -> None:
+    audit = PostgresAudit(team_db.connect("ci_bot"))
+    audit.append(AuditEvent.DEPLOY_VERIFIED, operator="ci", release_id="shop-1.0.0", version="1.0.0",
+                 environment="production", outcome="verified", data={"commit_time": datetime.now(UTC).isoformat()})
+    laptop = machine("laptop", team_db.dsn("alice"))
+    metrics = laptop.run("metrics", "--json")
+    assert metrics.returncode == 0, metrics.stderr
+    assert '"production"' in metrics.stdout
+    shown = laptop.run("audit", "show")
+    assert shown.returncode == 0 and "deploy.verified" in shown.stdout and "ci" in shown.stdout
