@@ -64,16 +64,19 @@ class Database:
                 self._require_current_schema()
         return self._conn
 
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     def execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] | None = None) -> psycopg.Cursor[Any]:
+        """Run one statement; a lost server is StateBackendError, refusals (privilege, constraint) stay psycopg's."""
         try:
             return self.conn.execute(query.encode(), params)
-        except (pg_errors.InsufficientPrivilege, pg_errors.IntegrityError, pg_errors.RaiseException):
-            raise
         except psycopg.OperationalError as exc:
             raise StateBackendError(f"state database {self.where()} failed: {_first_line(exc)}") from None
 
@@ -215,7 +218,7 @@ class PostgresStore:
         try:
             yield
         finally:
-            if self.db._conn is not None and not self.db._conn.closed:
+            if self.db.is_open:  # a lost session has freed the lock already
                 self.db.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def _holder(self, key: int) -> str:
