@@ -9,7 +9,8 @@ import pytest
 
 from coordinator.errors import ExitCode
 from sandbox.coordinator_config import PRODUCTION_URL, STAGING_URL
-from sandbox.forge_seed import REPO_API, create_milestone_with_issues, register_person, ensure_label, open_issue, set_commit_status, wait_for_green
+from sandbox.forge_seed import (REPO_API, create_milestone_with_issues, ensure_label, open_issue, register_person,
+                                 set_commit_status, wait_for_green)
 from tests.integration.conftest import ReleaseWorld, running_digest
 
 pytestmark = pytest.mark.world
