@@ -13,7 +13,7 @@ from collections.abc import Callable
 from coordinator import failpoints
 from coordinator.context import Context
 from coordinator.errors import (
-    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, GateRefused, Interrupted,
+    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, GateRefused, IdentityRefused, Interrupted,
     RollbackFailed, RolledBack, UsageError,
 )
 from coordinator.release import Intent, Release, ReleaseStatus, Stage, utcnow
@@ -180,7 +180,7 @@ class Driver:
 
 
 def _status_after(error: CoordinatorError, current: ReleaseStatus) -> ReleaseStatus:
-    if isinstance(error, AwaitingApproval):
+    if isinstance(error, (AwaitingApproval, IdentityRefused)):  # a refused approver leaves it at the gate
         return ReleaseStatus.AWAITING_APPROVAL
     if isinstance(error, RolledBack):
         return ReleaseStatus.ROLLED_BACK

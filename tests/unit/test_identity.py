@@ -79,3 +79,10 @@ def test_local_identity_cannot_back_more_than_one_approver(settings: dict[str, A
 ])
 def test_live_summary(versions: dict[str, str | None], expected: str | None) -> None:
     assert Live(versions, {host: None for host in versions}).summary() == expected
+
+
+def test_a_refused_approver_leaves_the_release_at_the_gate() -> None:
+    from coordinator.driver import _status_after
+    from coordinator.release import ReleaseStatus
+
+    assert _status_after(IdentityRefused("self-approval"), ReleaseStatus.IN_PROGRESS) is ReleaseStatus.AWAITING_APPROVAL
