@@ -136,19 +136,22 @@ def approve(state: State, version: str, reason: str | None) -> None:
     """
     from coordinator.driver import release_id_for
     from coordinator.errors import UsageError
+    from coordinator.identity import verify_identity
     from coordinator.stages.approve import gate_summary, record_approval
     from coordinator.versioning import parse_version
 
     ctx = state.context()
     parsed = parse_version(version)
-    with ctx.store.locked(f"approve {parsed}"):
-        record = ctx.store.load(release_id_for(ctx.config.project, parsed))
+    identity = verify_identity(ctx)  # who approves is established before anything is read or written
+    release_id = release_id_for(ctx.config.project, parsed)
+    with ctx.store.locked(f"approve {parsed}", release_id=release_id):
+        record = ctx.store.load(release_id)
         if record is None:
-            raise UsageError(f"no release {parsed} yet: run `coordinator release {parsed}` first")
+            raise UsageError(f"no release {parsed} in {ctx.store.describe()} yet: run `coordinator release {parsed}` first")
         ctx.out.line(gate_summary(ctx, record) if record.build else "")
-        approval = record_approval(ctx, record, ctx.operator, reason)
+        approval = record_approval(ctx, record, identity, reason)
         ctx.store.save(record)
-    ctx.out.success(f"{approval.operator} approved {record.tag} at {approval.digest}; run `coordinator resume`")
+    ctx.out.success(f"{identity.describe()} approved {record.tag} at {approval.digest}; run `coordinator resume`")
 
 
 @cli.command()
@@ -377,6 +380,68 @@ def config_check(state: State, as_json: bool) -> None:
         return
     ctx.out.line(yaml.safe_dump(view, sort_keys=False).rstrip())
     ctx.out.success(f"{state.config_path} is valid")
+
+
+@cli.group("state")
+def state_group() -> None:
+    """Team mode: create, upgrade or fill the shared state database (state.backend postgres)."""
+
+
+def _database_context(state: State) -> "Context":
+    from coordinator.errors import UsageError
+
+    ctx = state.context()
+    if not ctx.team_mode:
+        raise UsageError(f"state.backend is {ctx.config.state.backend.value} in {state.config_path}: "
+                         "set state.backend: postgres to use the shared database (README 'Team mode')")
+    return ctx
+
+
+@state_group.command("init")
+@pass_state
+def state_init(state: State) -> None:
+    """Create the schema (run once, as the schema owner's role)."""
+    _migrate(state, init=True)
+
+
+@state_group.command("migrate")
+@pass_state
+def state_migrate(state: State) -> None:
+    """Bring the schema to this coordinator's version (as the schema owner's role)."""
+    _migrate(state, init=False)
+
+
+def _migrate(state: State, *, init: bool) -> None:
+    from coordinator.errors import UsageError
+    from coordinator.state.postgres import Database, migrate
+
+    ctx = _database_context(state)
+    db = Database(ctx.config.database_dsn(), connect_timeout_s=ctx.config.state.connect_timeout_s, check_schema=False)
+    try:
+        if init and db.schema_version() > 0:
+            raise UsageError(f"{db.where()} already has the coordinator schema (version {db.schema_version()}): "
+                             "use `coordinator state migrate` to upgrade it")
+        before, after = migrate(db, ctx.config.state.app_role)
+    finally:
+        db.close()
+    if before == after:
+        ctx.out.success(f"{db.where()}: schema already at version {after}")
+    else:
+        ctx.out.success(f"{db.where()}: schema version {before} → {after}; role {ctx.config.state.app_role} may "
+                        "read and append, never change or delete")
+
+
+@state_group.command("import")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@pass_state
+def state_import(state: State, directory: Path) -> None:
+    """Move a local state dir (release records and audit chain) into the database, after verifying its chain."""
+    from coordinator.state.importer import import_state_dir
+
+    ctx = _database_context(state)
+    releases, records = import_state_dir(ctx, directory)
+    ctx.out.success(f"imported {releases} release record(s) and {records} audit record(s) from {directory} into "
+                    f"{ctx.store.describe()}; head {ctx.audit.head_hash()}")
 
 
 def main() -> None:

@@ -181,10 +181,61 @@ class NotifyConfig(Strict):
     templates_dir: Path | None = Field(None, description="Directory with template overrides.")
 
 
+class IdentityMode(StrEnum):
+    """How an approver's identity is established (README "Team mode")."""
+
+    LOCAL = "local"  # whatever --operator / the login name says: unauthenticated
+    FORGE = "forge"  # the owner of the forge token the approver runs with (GET /user)
+    DATABASE = "database"  # the database role of the session, enforced by the database
+
+
 class ApprovalConfig(Strict):
     required: Annotated[int, Field(ge=1, le=5)] = 1
     forbid_self_approval: bool = False
     expires_after_s: float | None = Field(None, gt=0)
+    identity: IdentityMode = Field(IdentityMode.LOCAL, description="local (unauthenticated), forge or database.")
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Who may approve: forge logins and/or org/team names (forge), or database roles (database). "
+                    "Empty: any verified identity.")
+
+    @model_validator(mode="after")
+    def _authenticated_when_it_matters(self) -> "ApprovalConfig":
+        if self.identity is IdentityMode.LOCAL and (self.required > 1 or self.forbid_self_approval):
+            wanted = "required > 1" if self.required > 1 else "forbid_self_approval"
+            raise ValueError(
+                f"{wanted} needs verified approvers, but identity is 'local' (anyone can claim any name): "
+                "set approvals.identity to forge or database (README 'Team mode')")
+        return self
+
+
+class StateBackend(StrEnum):
+    LOCAL = "local"
+    POSTGRES = "postgres"
+
+
+class StateConfig(Strict):
+    """Where release records, approvals, the run lock and the audit chain live."""
+
+    backend: StateBackend = Field(StateBackend.LOCAL, description="local (files in state_dir) or postgres (shared).")
+    dsn_env: str = Field("COORDINATOR_DATABASE_URL", description="Environment variable holding the PostgreSQL DSN.")
+    dsn_file: Path | None = Field(None, description="Alternatively a file (mode 0600) holding the DSN.")
+    connect_timeout_s: float = Field(10.0, gt=0, le=300)
+    app_role: str = Field("coordinator_app", description="Group role granted SELECT/INSERT by `state init`.")
+
+    @field_validator("dsn_env")
+    @classmethod
+    def _env_var(cls, value: str) -> str:
+        if not _ENV_VAR.match(value):
+            raise ValueError("must be an environment variable name such as COORDINATOR_DATABASE_URL")
+        return value
+
+    @field_validator("app_role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", value):
+            raise ValueError("must be a lower-case PostgreSQL role name such as coordinator_app")
+        return value
 
 
 class Config(Strict):
@@ -201,6 +252,7 @@ class Config(Strict):
     state_dir: Path = Field(Path(".coordinator"), description="Release records, audit log and lock.")
     ansible_dir: Path = Field(default_factory=default_ansible_dir,
                               description="Where playbooks/, roles/ and ansible.cfg live (default: the installed copy).")
+    state: StateConfig = Field(default_factory=StateConfig)
 
     @field_validator("project")
     @classmethod
@@ -225,6 +277,12 @@ class Config(Strict):
                 raise ValueError(f"{key}: environment {name!r} is not defined under environments")
         return self
 
+    @model_validator(mode="after")
+    def _database_identity_needs_database(self) -> "Config":
+        if self.approvals.identity is IdentityMode.DATABASE and self.state.backend is not StateBackend.POSTGRES:
+            raise ValueError("approvals.identity 'database' needs state.backend 'postgres' (the database vouches for the role)")
+        return self
+
     def resolve_paths(self, base: Path) -> "Config":
         """Make every relative path absolute against the config file's folder."""
 
@@ -237,6 +295,7 @@ class Config(Strict):
         self.state_dir = absolute(self.state_dir)  # type: ignore[assignment]
         self.ansible_dir = absolute(self.ansible_dir)  # type: ignore[assignment]
         self.forge.token_file = absolute(self.forge.token_file)
+        self.state.dsn_file = absolute(self.state.dsn_file)
         self.forge.ca_file = absolute(self.forge.ca_file)
         self.ci.ca_file = absolute(self.ci.ca_file)
         self.image.registry_ca_file = absolute(self.image.registry_ca_file)
@@ -247,23 +306,38 @@ class Config(Strict):
 
     def forge_token(self) -> str:
         """The forge API token, from the environment or a private file; never from argv."""
-        token = os.environ.get(self.forge.token_env, "").strip()
+        token = secret_from(self.forge.token_env, self.forge.token_file, "forge.token_file")
         if token:
             return token
-        if self.forge.token_file is not None:
-            path = self.forge.token_file
-            try:
-                mode = path.stat().st_mode
-            except OSError as exc:
-                raise ConfigError(f"forge.token_file {path} cannot be read ({exc.strerror}): create it with mode 0600") from exc
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ConfigError(f"forge.token_file {path} is readable by others: chmod 600 {path}")
-            token = path.read_text(encoding="utf-8").strip()
-            if token:
-                return token
         raise ConfigError(
             f"no forge token: export {self.forge.token_env}=<token> (or set forge.token_file to a 0600 file)"
         )
+
+    def database_dsn(self) -> str:
+        """The state database's DSN, from the environment or a private file; never argv or config text."""
+        dsn = secret_from(self.state.dsn_env, self.state.dsn_file, "state.dsn_file")
+        if dsn:
+            return dsn
+        raise ConfigError(
+            f"no database DSN for state.backend postgres: export {self.state.dsn_env}=postgresql://… "
+            "(or set state.dsn_file to a 0600 file)"
+        )
+
+
+def secret_from(env: str, path: Path | None, key: str) -> str | None:
+    """A secret from environment variable `env`, else from the 0600 file `path`; None if neither has one."""
+    value = os.environ.get(env, "").strip()
+    if value:
+        return value
+    if path is None:
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"{key} {path} cannot be read ({exc.strerror}): create it with mode 0600") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{key} {path} is readable by others: chmod 600 {path}")
+    return path.read_text(encoding="utf-8").strip() or None
 
 
 def _describe(error: Mapping[str, Any]) -> str:

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from coordinator.config import Config
+from coordinator.config import Config, StateBackend
 from coordinator.output import Output
 from coordinator.store import ReleaseStore
 
 if TYPE_CHECKING:
     from coordinator.ansible import PlaybookResult
-    from coordinator.audit import AuditLog
+    from coordinator.state import AuditTrail, ReleaseRecords
+    from coordinator.state.postgres import Database
     from coordinator.ci import CIProvider
     from coordinator.forge import GiteaClient
     from coordinator.notify import Notifier
@@ -28,6 +29,16 @@ if TYPE_CHECKING:
 def default_operator() -> str:
     """Who is acting: COORDINATOR_OPERATOR, else the login name."""
     return os.environ.get("COORDINATOR_OPERATOR") or getpass.getuser()
+
+
+def password_in(dsn: str) -> str | None:
+    """The password inside a DSN (to redact it from output), if it has one."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return str(conninfo_to_dict(dsn).get("password") or "") or None
+    except Exception:  # an unparsable DSN fails on connect, with a message that does not echo it
+        return None
 
 
 @dataclass
@@ -42,16 +53,44 @@ class Context:
     # host healthy after the last batch) stands in for verify.yml unless the release resumes.
     checked_by_deploy: dict[str, "PlaybookResult"] = field(default_factory=dict)
 
+    @property
+    def team_mode(self) -> bool:
+        return self.config.state.backend is StateBackend.POSTGRES
+
     @cached_property
-    def store(self) -> ReleaseStore:
+    def database(self) -> "Database":
+        """The shared state database (state.backend postgres); connected on first use."""
+        try:
+            from coordinator.state.postgres import Database
+        except ImportError:
+            from coordinator.errors import ConfigError
+
+            raise ConfigError("state.backend postgres needs psycopg 3: pip install 'coordinator[team]'") from None
+
+        dsn = self.config.database_dsn()
+        self.out.add_secret(dsn)
+        self.out.add_secret(password_in(dsn))
+        return Database(dsn, connect_timeout_s=self.config.state.connect_timeout_s)
+
+    @cached_property
+    def store(self) -> "ReleaseRecords":
+        if self.team_mode:
+            from coordinator.state.postgres import PostgresStore
+
+            return PostgresStore(self.database, self.config.project)
         return ReleaseStore(self.config.state_dir)
 
     @cached_property
-    def audit(self) -> "AuditLog":
+    def audit(self) -> "AuditTrail":
+        if self.team_mode:
+            from coordinator.state.pg_audit import PostgresAudit
+
+            return PostgresAudit(self.database)
         from coordinator.audit import AuditLog
 
-        self.store.ensure()
-        return AuditLog(self.store.audit_path)
+        store = ReleaseStore(self.config.state_dir)
+        store.ensure()
+        return AuditLog(store.audit_path)
 
     @cached_property
     def forge_token(self) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from coordinator import failpoints
 from coordinator.context import Context
 from coordinator.errors import (
-    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, FirstReleaseFailed, GateRefused, Interrupted,
+    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, FirstReleaseFailed, GateRefused, IdentityRefused,
+    Interrupted,
     RollbackFailed, RolledBack, UsageError,
 )
 from coordinator.release import MARKED_BAD, Intent, Release, ReleaseStatus, Stage, utcnow
@@ -34,16 +35,26 @@ class Driver:
         self.ctx = ctx
         self.confirm = confirm
 
-    def release(self, version_text: str, *, force_reason: str | None = None) -> Release:
+    def release(self, version_text: str, *, force_reason: str | None = None) -> Release | None:
+        """Run (or continue) the release of VERSION; None when it was already released without a record here."""
         version = parse_version(version_text)
         _ = self.ctx.forge_token  # a missing token is refused before anything is written
-        with self.ctx.store.locked(f"release {version}"):
+        release_id = release_id_for(self.ctx.config.project, version)
+        with self.ctx.store.locked(f"release {version}", release_id=release_id):
+            if self.ctx.store.load(release_id) is None:
+                from coordinator.recognize import released_elsewhere
+
+                done_elsewhere = released_elsewhere(self.ctx, version)
+                if done_elsewhere:
+                    self.ctx.out.success(done_elsewhere)
+                    return None
             release = self._open(version, force_reason)
             return self._run(release)
 
     def resume(self, version_text: str | None = None) -> Release:
-        with self.ctx.store.locked("resume"):
-            release = self._find_resumable(version_text)
+        found = self._find_resumable(version_text)
+        with self.ctx.store.locked(f"resume {found.version}", release_id=found.id):
+            release = self.ctx.store.load(found.id) or found  # re-read: another machine may have moved it on
             self.ctx.out.step(f"resuming {release.tag} at {release.next_stage or 'the end'}")
             return self._run(release)
 
@@ -67,10 +78,15 @@ class Driver:
             if existing.status == ReleaseStatus.FAILED and Stage.TAG not in existing.completed:
                 existing.reopen_from(Stage.VALIDATE)  # validation is always re-run until it passes
             return existing
+        from coordinator.identity import verify_identity
+
+        releaser = verify_identity(self.ctx)  # forbid_self_approval compares approvers with this
         release = Release(id=release_id, project=config.project, version=version, tag=tag_for(version),
-                          operator=self.ctx.operator)
+                          operator=self.ctx.operator, releaser=releaser.name, releaser_verified_by=releaser.verified_by)
         self.ctx.audit.append(AuditEvent.RELEASE_STARTED, operator=self.ctx.operator, release_id=release_id,
-                              version=version, outcome="started")
+                              version=version, outcome="started",
+                              data={"releaser": releaser.name, "identity_verified_by": releaser.verified_by}
+                              if releaser.verified_by != "local" else None)
         return release
 
     def _find_resumable(self, version_text: str | None) -> Release:
@@ -79,7 +95,7 @@ class Driver:
             version = parse_version(version_text)
             release = store.load(release_id_for(self.ctx.config.project, version))
             if release is None:
-                raise UsageError(f"no release {version} in {store.state_dir}: start it with `coordinator release {version}`")
+                raise UsageError(f"no release {version} in {store.describe()}: start it with `coordinator release {version}`")
             return release
         open_releases = [r for r in store.all() if r.status is not ReleaseStatus.COMPLETED and r.status not in MARKED_BAD]
         if not open_releases:
@@ -94,7 +110,10 @@ class Driver:
             raise RollbackFailed(f"{release.tag}: the last rollback failed; production state is unknown. "
                                  "Restore it by hand (README 'Manual rollback') before anything else")
         if release.status == ReleaseStatus.COMPLETED:
-            self.ctx.out.success(f"{release.tag} is already released")
+            where = release.announcement.release_url or "see `coordinator status`"
+            digest = release.build.digest if release.build else "?"
+            self.ctx.out.success(f"{release.tag} is already released ({where}, digest {digest}) by {release.operator}; "
+                                 "nothing to redo")
             return release
         if release.status in MARKED_BAD:
             raise UsageError(f"{release.tag} failed in {self.ctx.config.promote_to} ({release.status.value}) and is marked "
@@ -165,7 +184,7 @@ class Driver:
 
 
 def _status_after(error: CoordinatorError, current: ReleaseStatus) -> ReleaseStatus:
-    if isinstance(error, AwaitingApproval):
+    if isinstance(error, (AwaitingApproval, IdentityRefused)):  # a refused approver leaves it at the gate
         return ReleaseStatus.AWAITING_APPROVAL
     if isinstance(error, RolledBack):
         return ReleaseStatus.ROLLED_BACK

@@ -32,6 +32,8 @@ class ExitCode(IntEnum):
     HOST_UNREACHABLE = 15  # a host could not be reached over SSH (resumable once it answers)
     HOST_NOT_READY = 16  # a host answered but cannot run the deploy (Python, a library, Docker)
     FIRST_RELEASE_FAILED = 17  # the first release to an environment failed: nothing to restore
+    IDENTITY_REFUSED = 18  # the approver's identity could not be verified or may not approve
+    STATE_BACKEND = 19  # the state database is unreachable, or its schema is not this code's
 
 
 class CoordinatorError(Exception):
@@ -160,3 +162,13 @@ class FirstReleaseFailed(CoordinatorError):
     """The first release to an environment failed: the broken container was removed, nothing restored."""
 
     exit_code = ExitCode.FIRST_RELEASE_FAILED
+class IdentityRefused(CoordinatorError):
+    """The acting identity could not be verified, or it may not approve this release."""
+
+    exit_code = ExitCode.IDENTITY_REFUSED
+
+
+class StateBackendError(CoordinatorError):
+    """The shared state database is unreachable, refused us, or has another schema version."""
+
+    exit_code = ExitCode.STATE_BACKEND

@@ -78,7 +78,7 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
             checks.append(Check("forge", False, exc.message))
     existing = ctx.store.load(release_id_for(config.project, version))
     digest = existing.build.digest if existing and existing.build else _registry_digest(ctx, tag)
-    environments = [_environment_state(ctx, name, digest) for name in config.environments]
+    environments = [environment_state(ctx, name, digest) for name in config.environments]
     done = set(existing.completed) if existing else set()
     env_from, env_to = config.promote_from, config.promote_to
     actions = {
@@ -107,7 +107,7 @@ def _registry_digest(ctx: Context, tag: str) -> str | None:
         return None
 
 
-def _environment_state(ctx: Context, name: str, digest: str | None) -> PlannedEnvironment:
+def environment_state(ctx: Context, name: str, digest: str | None) -> PlannedEnvironment:
     """What runs on each host now (status.yml: read-only), and whether the release changes it."""
     from coordinator.ansible import run_playbook
 

@@ -95,6 +95,8 @@ class Approval(Record):
     digest: str
     smoke: str
     reason: str | None = None
+    verified_by: str | None = None  # how `operator` was established: local, forge or database
+    label: str | None = None  # what --operator said, when it is not the verified identity
 
     def matches(self, release: "Release") -> bool:
         build = release.build
@@ -131,6 +133,8 @@ class Release(Record):
     version: str
     tag: str
     operator: str
+    releaser: str | None = None  # the verified identity of who started it (forbid_self_approval compares it)
+    releaser_verified_by: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     status: ReleaseStatus = ReleaseStatus.IN_PROGRESS

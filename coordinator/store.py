@@ -16,7 +16,7 @@ from pathlib import Path
 
 from coordinator.errors import LockHeld
 from coordinator.fsutil import atomic_write_text
-from coordinator.release import Release, utcnow
+from coordinator.release import Approval, Release, utcnow
 
 
 class ReleaseStore:
@@ -29,6 +29,15 @@ class ReleaseStore:
     @property
     def audit_path(self) -> Path:
         return self.state_dir / "audit.jsonl"
+
+    def describe(self) -> str:
+        return f"state dir {self.state_dir}"
+
+    def add_approval(self, release: Release, approval: Approval) -> None:
+        """Nothing to do: the approval is saved with the release record."""
+
+    def database_role(self) -> str | None:
+        return None
 
     def ensure(self) -> None:
         self.releases_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -57,8 +66,10 @@ class ReleaseStore:
         return sorted(releases, key=lambda release: release.created_at)
 
     @contextmanager
-    def locked(self, purpose: str) -> Iterator[None]:
-        """Hold the state dir's lock for the duration; refuse at once if another holds it."""
+    def locked(self, purpose: str, release_id: str | None = None) -> Iterator[None]:
+        """Hold the state dir's lock for the duration; refuse at once if another holds it.
+
+        One lock for the whole dir whatever `release_id` is: one machine, one run at a time."""
         self.ensure()
         lock_path = self.state_dir / "coordinator.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)

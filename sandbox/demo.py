@@ -3,6 +3,9 @@
 Everything is real except the forge: Docker, the registry, the SSH "production host", git
 and the coordinator's own CLI. The gate is passed the way a team would in CI: `release`
 stops at the gate (exit 4), a second operator runs `approve`, then `resume` promotes.
+
+`--team` shows team mode instead (sandbox/team_demo.py): a shared PostgreSQL database and
+approvers verified by their own forge tokens, each person on their own "machine".
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from sandbox.receiver import Receiver
 AWAITING_APPROVAL = 4
 
 
-def coordinator(config: Path, *args: str, operator: str, expect: int) -> None:
+def coordinator(config: Path, *args: str, operator: str, expect: int, env: dict[str, str] | None = None) -> None:
     argv = [sys.executable, "-m", "coordinator", "-c", str(config), *args]
     print(f"\n$ coordinator {' '.join(args)}   (operator: {operator})", flush=True)
-    env = {**os.environ, "COORDINATOR_OPERATOR": operator}
+    env = {**os.environ, "COORDINATOR_OPERATOR": operator, **(env or {})}
     completed = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, check=False)
     if completed.returncode != expect:
         raise SystemExit(f"demo: `coordinator {' '.join(args)}` exited {completed.returncode}, expected {expect}")
@@ -40,16 +43,31 @@ def release_through_the_gate(config: Path, version: str) -> float:
     return time.monotonic() - started
 
 
-def main() -> None:
-    from sandbox import sample
+def fresh_world(scratch: str) -> tuple[Path, Path, Path]:
+    """Bring the world up and reset it; returns its dir, an emptied scratch dir in it, and the app checkout."""
     from sandbox.world import reset, up
 
     world_dir = REPO_ROOT / ".sandbox"
-    world = up(world_dir)
-    reset(world)
-    state_dir = world_dir / "demo-state"
-    shutil.rmtree(state_dir, ignore_errors=True)
-    checkout = world_dir / "work" / "sample"
+    reset(up(world_dir))
+    scratch_dir = world_dir / scratch
+    shutil.rmtree(scratch_dir, ignore_errors=True)
+    return world_dir, scratch_dir, world_dir / "work" / "sample"
+
+
+def head_of(checkout: Path) -> str:
+    return subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def main() -> None:
+    if "--team" in sys.argv[1:]:
+        from sandbox.team_demo import team_demo
+
+        team_demo()
+        return
+    from sandbox import sample
+
+    world_dir, state_dir, checkout = fresh_world("demo-state")
     with Receiver() as chat, forge_client(world_dir) as forge:
         config = write_sandbox_config(
             world_dir / "coordinator.yml", world_dir, state_dir,
@@ -58,11 +76,11 @@ def main() -> None:
         ensure_label(forge)
         create_milestone_with_issues(forge, "1.0.0", ["Serve /health", "Serve /version"])
         create_milestone_with_issues(forge, "1.1.0", ["Faster start-up"])
-        head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        head = head_of(checkout)
         wait_for_green(forge, head)
         first = release_through_the_gate(config, "1.0.0")
         sample.bump(checkout, "1.1.0", "### Changed\n- Faster start-up.")
-        head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        head = head_of(checkout)
         wait_for_green(forge, head)
         second = release_through_the_gate(config, "1.1.0")
         coordinator(config, "status", operator="release-manager", expect=0)

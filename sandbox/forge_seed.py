@@ -57,3 +57,15 @@ def wait_for_green(client: httpx.Client, sha: str, timeout_s: float = 20.0) -> N
             return
         time.sleep(0.2)
     raise TimeoutError(f"no green CI status on {sha[:12]} after {timeout_s:.0f}s")
+
+
+def register_person(login: str, teams: list[str] | None = None, token: str | None = None) -> str:
+    """Give `login` their own token on the stand-in (and org/team memberships); returns the token.
+
+    Team mode verifies approvers by the token they run with (`GET /user`), so each person
+    in a test or the demo needs one. Not Gitea API: the stand-in's admin endpoint."""
+    token = token or f"sandbox-token-person-{login}"
+    response = httpx.post(f"{FORGE_URL}/_standin/users", json={"login": login, "token": token, "teams": teams or []},
+                          timeout=10.0)
+    response.raise_for_status()
+    return token

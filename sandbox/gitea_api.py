@@ -26,6 +26,7 @@ from sandbox import gitea_render as render
 from sandbox.gitea_render import RepoView
 from sandbox.gitea_store import (Artifact, CIConfig, CommitStatus, Issue, Label, Milestone, Release, RepoState,
                                  Run, Store, now_iso)
+from sandbox.gitea_users import Users
 
 DEFAULT_LIMIT = 30
 MAX_LIMIT = 50
@@ -97,6 +98,7 @@ class ForgeAPI:
         self.base_url = base_url
         self.blob_secret = blob_secret
         self.on_reset = on_reset
+        self.users = Users(token)
         table: list[tuple[str, str, Callable[..., Reply]]] = [
             ("GET", r"", self.get_repo),
             ("GET", r"/commits/(?P<ref>.+)/status", self.get_combined_status),
@@ -133,6 +135,13 @@ class ForgeAPI:
             ("GET", r"/actions/artifacts/(?P<artifact>\d+)/zip", self.download_artifact),
         ]
         self._routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in table]
+        # Outside /repos/{owner}/{repo}: who a token belongs to, and team membership.
+        account_table: list[tuple[str, str, Callable[..., Reply]]] = [
+            ("GET", r"/user", self.get_user),
+            ("GET", r"/orgs/(?P<org>[^/]+)/teams", self.list_org_teams),
+            ("GET", r"/teams/(?P<team_id>\d+)/members/(?P<username>[^/]+)", self.get_team_member),
+        ]
+        self._account_routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in account_table]
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -164,6 +173,11 @@ class ForgeAPI:
             raise ApiError(500, "stand-in: injected internal error (fail_500_count)")
         if path == "/version" and request.method == "GET":
             return json_reply(200, {"version": render.STANDIN_VERSION})
+        for method, pattern, handler in self._account_routes:
+            found = pattern.match(path)
+            if found and method == request.method:
+                self._authenticate(request)
+                return handler(request, **found.groupdict())
         match = re.match(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)(?P<rest>/.*)?\Z", path)
         if not match:
             raise ApiError(404, f"{request.method} {path} is not implemented by the stand-in")
@@ -189,10 +203,44 @@ class ForgeAPI:
         """Header tokens only: a token in the query string is refused, never accepted."""
         if {"token", "access_token"} & set(request.query):
             raise ApiError(401, "tokens in the query string are not accepted; send 'Authorization: token <t>'")
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() not in ("token", "bearer") or not hmac.compare_digest(value.strip().encode(),
-                                                                               self.token.encode()):
+        if self._login(request) is None:
             raise ApiError(401, "token is required: send 'Authorization: token <t>' with a valid token")
+
+    def _login(self, request: Request) -> str | None:
+        """The login the request's token belongs to (the world's token is sandbox-admin's)."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in ("token", "bearer"):
+            return None
+        return self.users.login_for(value.strip())
+
+    # -- accounts and teams (team mode) -------------------------------------------------
+
+    def get_user(self, request: Request) -> Reply:
+        login = self._login(request)
+        assert login is not None  # authenticated
+        return json_reply(200, self.users.user_json(self.base_url(), login))
+
+    def _org_id(self, org: str) -> int:
+        owners = {name.split("/", 1)[0] for name in discover_repos(self.git_root)}
+        if org not in owners | {t.org for t in self.users.teams.values()}:
+            raise ApiError(404, f"organization {org} does not exist")
+        return repo_id(org)
+
+    def list_org_teams(self, request: Request, org: str) -> Reply:
+        from sandbox.gitea_users import team
+
+        org_id = self._org_id(org)
+        items = [team(self.base_url(), item, org_id) for item in self.users.org_teams(org)]
+        page, headers = self._page(request, items)
+        return json_reply(200, page, headers)
+
+    def get_team_member(self, request: Request, team_id: str, username: str) -> Reply:
+        found = self.users.teams.get(int(team_id))
+        if found is None:
+            raise ApiError(404, f"team {team_id} does not exist")
+        if username not in found.members:
+            raise ApiError(404, f"user {username} is not a member of team {found.name}")
+        return json_reply(200, self.users.user_json(self.base_url(), username))
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -601,7 +649,10 @@ class ForgeAPI:
             self._authenticate(request)
         if path == "/_standin/reset" and request.method == "POST":
             self.on_reset()
+            self.users.reset()
             return json_reply(200, {"reset": True})
+        if path == "/_standin/users" and request.method == "POST":
+            return self._add_user(request.json())
         if path == "/_standin/config" and request.method == "POST":
             return self._configure(request.json())
         if path == "/_standin/config" and request.method == "GET":
@@ -639,6 +690,18 @@ class ForgeAPI:
                     setattr(self.store.config, key, kind(form[key]))
             config: CIConfig = self.store.config
         return json_reply(200, asdict(config))
+
+    def _add_user(self, form: dict[str, Any]) -> Reply:
+        """Register a person: their login, the token they will send, and their org/team memberships."""
+        login, token, teams = form.get("login"), form.get("token"), form.get("teams", [])
+        if not isinstance(login, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", login):
+            raise ApiError(422, f"login must be a user name, got {login!r}")
+        if not isinstance(token, str) or len(token) < 8:
+            raise ApiError(422, "token must be a string of at least 8 characters")
+        if not isinstance(teams, list) or not all(isinstance(t, str) and t.count("/") == 1 for t in teams):
+            raise ApiError(422, "teams must be a list of 'org/team' names")
+        self.users.add(login, token, teams)
+        return json_reply(200, {"login": login, "teams": sorted(teams)})
 
     def _serve_blob(self, artifact_id: int, sig: str) -> Reply:
         if not hmac.compare_digest(sig, self._sign(artifact_id)):

@@ -272,6 +272,32 @@ class GiteaClient:
             return existing
         return self.update_release(existing.id, name=name, body=body)
 
+    # -- who is acting (team mode) ------------------------------------------------------
+
+    def current_user(self) -> str:
+        """The login of the token's owner (`GET /user`): the identity behind an approval."""
+        data = self.http.get_json("/user")
+        login = data.get("login") if isinstance(data, dict) else None
+        if not isinstance(login, str) or not login:
+            raise ForgeError("forge GET /user answered without a login: is this the right API URL?", endpoint="GET /user")
+        return login
+
+    def team_id(self, org: str, team: str) -> int | None:
+        """The id of `org`'s team named `team` (case-insensitive, as Gitea compares), or None."""
+        try:
+            for item in self.http.paginate(f"/orgs/{segment(org)}/teams"):
+                if isinstance(item, dict) and str(item.get("name", "")).lower() == team.lower():
+                    return int(item["id"])
+        except ForgeError as exc:
+            if exc.status == 404:  # no such organization (or not visible to this token)
+                return None
+            raise
+        return None
+
+    def is_team_member(self, team_id: int, login: str) -> bool:
+        """Gitea answers the member (200) or 404 when `login` is not in the team."""
+        return self._get_or_none(f"/teams/{segment(team_id)}/members/{segment(login)}") is not None
+
     def download(self, url: str) -> bytes:
         """Fetch a release asset or other file by absolute URL, following redirects.
 

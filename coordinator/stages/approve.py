@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from coordinator.config import IdentityMode
 from coordinator.context import Context
-from coordinator.errors import AwaitingApproval, GateRefused
+from coordinator.errors import AwaitingApproval, GateRefused, IdentityRefused
+from coordinator.identity import Identity, check_may_approve, verify_identity
 from coordinator.release import Approval, Release, ReleaseStatus, utcnow
 
 
@@ -20,41 +22,76 @@ def gate_summary(ctx: Context, release: Release) -> str:
 
     assert release.build is not None
     staging = release.deployments.get(ctx.config.promote_from)
-    live = [r.version for r in ctx.store.all()
-            if r.id != release.id and (d := r.deployments.get(ctx.config.promote_to)) is not None and d.outcome == "verified"]
+    previous = live_now(ctx, release)
     return render("gate_summary.txt.j2", {
         "project": release.project, "version": release.version, "tag": release.tag,
         "commit": release.commit_sha, "digest": release.build.digest, "image": release.build.image,
         "smoke": release.smoke_result, "run_url": release.build.run_url, "run_id": release.build.run_id,
         "staging_hosts": sorted(staging.hosts) if staging else [], "environment": ctx.config.promote_to,
-        "previous_version": live[-1] if live else None,
+        "previous_version": previous,
     }, override_dir=ctx.config.notify.templates_dir)
 
 
-def record_approval(ctx: Context, release: Release, operator: str, reason: str | None = None) -> Approval:
-    """Bind `operator`'s approval to the release's current artifact and audit it."""
+def live_now(ctx: Context, release: Release) -> str | None:
+    """What production runs, as its hosts report it (status.yml); the records only if the hosts cannot say."""
+    from coordinator.errors import CoordinatorError
+    from coordinator.recognize import live_in
+
+    try:
+        live = live_in(ctx, ctx.config.promote_to)
+        if not live.error:
+            return live.summary()
+    except CoordinatorError:
+        pass
+    recorded = [r.version for r in ctx.store.all()
+                if r.id != release.id and (d := r.deployments.get(ctx.config.promote_to)) is not None and d.outcome == "verified"]
+    return f"{recorded[-1]} (from release records: the hosts did not answer)" if recorded else None
+
+
+def record_approval(ctx: Context, release: Release, identity: Identity, reason: str | None = None) -> Approval:
+    """Bind `identity`'s approval to the release's current artifact, store it and audit it.
+
+    With a verified identity (forge, database) a refusal is IdentityRefused (exit 18); with
+    the unauthenticated local one it stays GateRefused, as before team mode.
+    """
     from coordinator.audit import AuditEvent
 
+    refused = GateRefused if identity.verified_by == "local" else IdentityRefused
     if release.build is None or release.smoke_result != "passed":
         raise GateRefused(f"{release.tag} has not passed {ctx.config.promote_from} yet: run `coordinator resume` first")
-    if ctx.config.approvals.forbid_self_approval and operator == release.operator:
-        raise GateRefused(f"{operator} started this release and self-approval is forbidden: ask another operator")
-    if any(a.operator == operator and a.matches(release) for a in release.approvals):
-        raise GateRefused(f"{operator} has already approved {release.tag} at {release.build.digest}")
-    approval = Approval(operator=operator, confirmed_at=utcnow(), tag=release.tag, commit_sha=release.commit_sha or "",
+    check_may_approve(ctx, identity)
+    releaser = release.releaser or release.operator
+    if ctx.config.approvals.forbid_self_approval and identity.name == releaser:
+        raise refused(f"{identity.describe()} started this release and self-approval is forbidden: ask another approver")
+    if any(a.operator == identity.name and a.matches(release) for a in release.approvals):
+        raise refused(f"{identity.describe()} has already approved {release.tag} at {release.build.digest}: "
+                      "one identity counts once")
+    approval = Approval(operator=identity.name, confirmed_at=utcnow(), tag=release.tag, commit_sha=release.commit_sha or "",
                         run_id=release.build.run_id, digest=release.build.digest, smoke=release.smoke_result or "",
-                        reason=reason)
+                        reason=reason, verified_by=identity.verified_by,
+                        label=ctx.operator if ctx.operator != identity.name else None)
+    ctx.store.add_approval(release, approval)
     release.approvals.append(approval)
-    ctx.audit.append(AuditEvent.APPROVAL_RECORDED, operator=operator, release_id=release.id, version=release.version,
+    ctx.audit.append(AuditEvent.APPROVAL_RECORDED, operator=identity.name, release_id=release.id, version=release.version,
                      environment=ctx.config.promote_to, outcome="approved",
                      data={"confirmed_at": approval.confirmed_at.isoformat(), "tag": approval.tag,
                            "commit": approval.commit_sha, "run_id": approval.run_id, "digest": approval.digest,
-                           "smoke": approval.smoke})
+                           "smoke": approval.smoke, "identity_verified_by": identity.verified_by,
+                           "operator_label": ctx.operator})
     return approval
 
 
-def approvals_missing(ctx: Context, release: Release) -> int:
+def counted_approvals(ctx: Context, release: Release) -> list[Approval]:
+    """Approvals that count at the gate: matching the artifact and, in team mode, verified the configured way."""
     valid = release.valid_approvals()
+    mode = ctx.config.approvals.identity
+    if mode is not IdentityMode.LOCAL:
+        valid = [a for a in valid if a.verified_by == mode.value]
+    return valid
+
+
+def approvals_missing(ctx: Context, release: Release) -> int:
+    valid = counted_approvals(ctx, release)
     expiry = ctx.config.approvals.expires_after_s
     if expiry is not None:
         valid = [a for a in valid if (utcnow() - a.confirmed_at).total_seconds() <= expiry]
@@ -64,14 +101,14 @@ def approvals_missing(ctx: Context, release: Release) -> int:
 def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
     missing = approvals_missing(ctx, release)
     if missing == 0:
-        ctx.out.info(f"approved by {', '.join(a.operator for a in release.valid_approvals())}")
+        ctx.out.info(f"approved by {', '.join(a.operator for a in counted_approvals(ctx, release))}")
         return
     summary = gate_summary(ctx, release)
     ctx.out.line(summary)
     if confirm is not None:
         if not confirm(f"Promote {release.tag} ({release.build.digest if release.build else ''}) to {ctx.config.promote_to}?", release.version):
             raise GateRefused(f"promotion of {release.tag} refused by {ctx.operator}; nothing was deployed to {ctx.config.promote_to}")
-        record_approval(ctx, release, ctx.operator)
+        record_approval(ctx, release, verify_identity(ctx))
         if approvals_missing(ctx, release) == 0:
             return
     release.status = ReleaseStatus.AWAITING_APPROVAL

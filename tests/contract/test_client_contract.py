@@ -217,10 +217,26 @@ def commit_status_provider(api: ScriptedAPI) -> None:
     assert provider.fetch_artifact_manifest(found).commit == SHA
 
 
+def approver_identity_and_team(api: ScriptedAPI) -> None:
+    """Team mode: who owns the token, and whether that login is in an org's team."""
+    api.on("GET", "/api/v1/user", reply(200, {**USER, "login": "alice"}))
+    team = {"id": 4, "name": "Release-Managers", "description": "", "permission": "write",
+            "includes_all_repositories": False, "can_create_org_repo": False}
+    api.on("GET", "/api/v1/orgs/acme/teams", reply(200, [team], headers={"X-Total-Count": "1"}))
+    api.on("GET", "/api/v1/orgs/nobody/teams", reply(404, {"message": "org not found", "url": ""}))
+    api.on("GET", "/api/v1/teams/4/members/alice", reply(200, {**USER, "login": "alice"}))
+    api.on("GET", "/api/v1/teams/4/members/bob", reply(404, {"message": "not a member", "url": ""}))
+    forge = client(api)
+    assert forge.current_user() == "alice"
+    assert forge.team_id("acme", "release-managers") == 4 and forge.team_id("nobody", "x") is None
+    assert forge.is_team_member(4, "alice") and not forge.is_team_member(4, "bob")
+
+
 GITEA_SCENARIOS: list[Scenario] = [
     combined_status_green, combined_status_empty_126, get_tag, get_ref_prefix_match, get_ref_exact_object,
     blocker_issues, milestone_issues_closed, upsert_release_creates, upsert_release_updates_after_conflict,
     create_release_timeout_then_lookup, gitea_actions_run_and_artifact, commit_status_provider,
+    approver_identity_and_team,
 ]
 
 

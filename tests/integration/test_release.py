@@ -9,7 +9,8 @@ import pytest
 
 from coordinator.errors import ExitCode
 from sandbox.coordinator_config import PRODUCTION_URL, STAGING_URL
-from sandbox.forge_seed import REPO_API, create_milestone_with_issues, ensure_label, open_issue, set_commit_status, wait_for_green
+from sandbox.forge_seed import (REPO_API, create_milestone_with_issues, ensure_label, open_issue, register_person,
+                                 set_commit_status, wait_for_green)
 from tests.integration.conftest import ReleaseWorld, running_digest
 
 pytestmark = pytest.mark.world
@@ -210,12 +211,15 @@ def test_a_failed_first_release_has_its_own_exit_code_and_releases_the_lock(rele
 
 def test_two_approvers_are_needed_when_configured(release_world: ReleaseWorld):
     rw = release_world
-    rw.rewrite_config(approvals={"required": 2},
+    # Two approvals need two verified identities (README "Team mode"): each approver's own forge token.
+    tokens = {login: register_person(login) for login in ("ops-lead", "security")}
+    rw.rewrite_config(approvals={"required": 2, "identity": "forge"},
                       notify={"announce": [rw.chat.url("json", "announce")], "escalate": [rw.chat.url("json", "escalate")]})
+    as_ops_lead, as_security = ({"COORDINATOR_FORGE_TOKEN": tokens[login]} for login in ("ops-lead", "security"))
     assert rw.coordinator("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL
-    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == 0
+    assert rw.coordinator("approve", "1.0.0", env=as_ops_lead).returncode == 0
     still = rw.coordinator("resume")
     assert still.returncode == ExitCode.AWAITING_APPROVAL and "awaits 1 approval" in still.stderr
-    assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == ExitCode.GATE_REFUSED
-    assert rw.coordinator("approve", "1.0.0", operator="security").returncode == 0
+    assert rw.coordinator("approve", "1.0.0", operator="security", env=as_ops_lead).returncode == ExitCode.IDENTITY_REFUSED
+    assert rw.coordinator("approve", "1.0.0", env=as_security).returncode == 0
     assert rw.coordinator("resume").returncode == 0

@@ -14,7 +14,7 @@ import pytest
 
 from coordinator.errors import ExitCode
 from sandbox.coordinator_config import REPO_ROOT
-from sandbox.forge_seed import REPO_API
+from sandbox.forge_seed import REPO_API, register_person
 from tests.integration.conftest import ReleaseWorld
 
 pytestmark = pytest.mark.world
@@ -120,9 +120,12 @@ def test_an_approval_for_another_digest_does_not_promote(release_world: ReleaseW
 def test_self_approval_can_be_forbidden(release_world: ReleaseWorld):
     rw = release_world
     notify = {"announce": [rw.chat.url("json", "announce")], "escalate": [rw.chat.url("json", "escalate")]}
-    rw.rewrite_config(approvals={"required": 1, "forbid_self_approval": True}, notify=notify)
-    assert rw.coordinator("release", "1.0.0", operator="alice").returncode == ExitCode.AWAITING_APPROVAL
-    refused = rw.coordinator("approve", "1.0.0", operator="alice")
-    assert refused.returncode == ExitCode.GATE_REFUSED
-    assert "self-approval" in refused.stderr
-    assert rw.coordinator("approve", "1.0.0", operator="bob").returncode == 0
+    # Self-approval is judged on verified identities: the forge token's owner, not --operator.
+    tokens = {login: register_person(login) for login in ("alice", "bob")}
+    as_alice, as_bob = ({"COORDINATOR_FORGE_TOKEN": tokens[login]} for login in ("alice", "bob"))
+    rw.rewrite_config(approvals={"required": 1, "forbid_self_approval": True, "identity": "forge"}, notify=notify)
+    assert rw.coordinator("release", "1.0.0", env=as_alice).returncode == ExitCode.AWAITING_APPROVAL
+    refused = rw.coordinator("approve", "1.0.0", operator="bob", env=as_alice)
+    assert refused.returncode == ExitCode.IDENTITY_REFUSED
+    assert "alice (forge token owner) started this release and self-approval is forbidden" in refused.stderr
+    assert rw.coordinator("approve", "1.0.0", operator="alice", env=as_bob).returncode == 0

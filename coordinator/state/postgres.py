@@ -1,0 +1,239 @@
+"""The PostgreSQL state backend: one connection per process, release records as revisions,
+approvals as rows the database vouches for, and the per-release run lock as an advisory
+lock (the server frees it when the session dies, like the local flock after `kill -9`).
+
+The DSN comes from an environment variable or a 0600 file (`Config.database_dsn`), never
+from argv or the config text, and never appears in a message: errors name host and
+database only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
+
+from coordinator.errors import IdentityRefused, LockHeld, StateBackendError
+from coordinator.release import Approval, Release, utcnow
+from coordinator.state.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, VERSION_TABLE
+
+
+def advisory_key(name: str) -> int:
+    """A stable 63-bit key for pg_advisory_lock: the same name on every machine."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+MIGRATION_KEY = advisory_key("coordinator:migrate")
+
+
+class Database:
+    """A lazily opened autocommit connection; the schema version is checked on first use."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0, check_schema: bool = True) -> None:
+        self._dsn = dsn
+        self._timeout = connect_timeout_s
+        self._check_schema = check_schema
+        self._conn: psycopg.Connection[Any] | None = None
+        self.application_name = f"coordinator pid {os.getpid()} on {socket.gethostname()}"[:63]
+
+    def where(self) -> str:
+        """host:port/database, for messages (never the user or password)."""
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self._dsn)
+        except psycopg.ProgrammingError:
+            return "the database (DSN unreadable)"
+        return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or '?'}"
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=max(1, int(self._timeout)),
+                                             application_name=self.application_name)
+            except psycopg.Error as exc:
+                raise StateBackendError(f"state database {self.where()} is unreachable: {_first_line(exc)}; "
+                                        "check state.dsn_env / state.dsn_file and that the server runs") from None
+            if self._check_schema:
+                self._require_current_schema()
+        return self._conn
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] | None = None) -> psycopg.Cursor[Any]:
+        """Run one statement; a lost server is StateBackendError, refusals (privilege, constraint) stay psycopg's."""
+        try:
+            return self.conn.execute(query.encode(), params)
+        except psycopg.OperationalError as exc:
+            raise StateBackendError(f"state database {self.where()} failed: {_first_line(exc)}") from None
+
+    def schema_version(self) -> int:
+        """0 when the schema is not there yet."""
+        try:
+            row = self.conn.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version".encode()).fetchone()
+        except pg_errors.UndefinedTable:
+            return 0
+        except pg_errors.InsufficientPrivilege as exc:
+            raise StateBackendError(f"state database {self.where()}: no access to schema {SCHEMA} ({_first_line(exc)}); "
+                                    "grant the role membership in state.app_role (README 'Team mode')") from None
+        return int(row[0] or 0) if row else 0
+
+    def _require_current_schema(self) -> None:
+        found = self.schema_version()
+        if found == SCHEMA_VERSION:
+            return
+        if found == 0:
+            raise StateBackendError(f"state database {self.where()} has no coordinator schema: "
+                                    "run `coordinator state init` as the schema owner")
+        if found < SCHEMA_VERSION:
+            raise StateBackendError(f"state database {self.where()} has schema version {found}, this coordinator needs "
+                                    f"{SCHEMA_VERSION}: run `coordinator state migrate` as the schema owner")
+        raise StateBackendError(f"state database {self.where()} has schema version {found}, newer than this coordinator "
+                                f"knows ({SCHEMA_VERSION}): upgrade the coordinator on this machine")
+
+    def current_user(self) -> str:
+        row = self.execute("SELECT current_user").fetchone()
+        assert row is not None
+        return str(row[0])
+
+
+def migrate(db: Database, app_role: str) -> tuple[int, int]:
+    """Apply every pending migration as the schema owner; returns (from, to). Refuses a newer schema."""
+    conn = db.conn
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_KEY,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}".encode())
+            conn.execute(VERSION_TABLE.encode())
+        found = db.schema_version()
+        if found > SCHEMA_VERSION:
+            raise StateBackendError(f"state database {db.where()} has schema version {found}, newer than this "
+                                    f"coordinator knows ({SCHEMA_VERSION}): upgrade the coordinator instead of migrating")
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_KEY,))
+                for statement in MIGRATIONS[version - 1](app_role):
+                    conn.execute(statement.encode())
+                conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)".encode(), (version,))
+    except pg_errors.InsufficientPrivilege as exc:
+        raise StateBackendError(f"migrating {db.where()} needs the schema owner's role: {_first_line(exc)}") from None
+    except pg_errors.UndefinedObject as exc:
+        raise StateBackendError(f"migrating {db.where()}: {_first_line(exc)}; create state.app_role {app_role} first "
+                                "(README 'Team mode')") from None
+    return found, SCHEMA_VERSION
+
+
+class PostgresStore:
+    """Release records of `project` as append-only revisions; approvals from their own table."""
+
+    def __init__(self, db: Database, project: str) -> None:
+        self.db = db
+        self.project = project
+
+    def describe(self) -> str:
+        return f"database {self.db.where()}"
+
+    def ensure(self) -> None:
+        _ = self.db.conn
+
+    def save(self, release: Release) -> None:
+        release.updated_at = utcnow()
+        body = release.model_dump(mode="json")
+        self.db.execute(
+            f"""INSERT INTO {SCHEMA}.release_revisions (release_id, rev, project, body)
+                SELECT %(id)s, COALESCE(max(rev), 0) + 1, %(project)s, %(body)s
+                FROM {SCHEMA}.release_revisions WHERE release_id = %(id)s""",
+            {"id": release.id, "project": release.project, "body": Jsonb(body)})
+
+    def load(self, release_id: str) -> Release | None:
+        row = self.db.execute(f"SELECT body FROM {SCHEMA}.release_revisions WHERE release_id = %s ORDER BY rev DESC LIMIT 1",
+                              (release_id,)).fetchone()
+        if row is None:
+            return None
+        release = Release.model_validate(row[0])
+        release.approvals = self._approvals(release_id)
+        return release
+
+    def all(self) -> list[Release]:
+        rows = self.db.execute(
+            f"""SELECT DISTINCT ON (release_id) body FROM {SCHEMA}.release_revisions
+                WHERE project = %s ORDER BY release_id, rev DESC""", (self.project,)).fetchall()
+        releases = []
+        for (body,) in rows:
+            release = Release.model_validate(body)
+            release.approvals = self._approvals(release.id)
+            releases.append(release)
+        return sorted(releases, key=lambda release: release.created_at)
+
+    def _approvals(self, release_id: str) -> list[Approval]:
+        rows = self.db.execute(
+            f"""SELECT identity, verified_by, label, tag, commit_sha, run_id, digest, smoke, reason, confirmed_at
+                FROM {SCHEMA}.approvals WHERE release_id = %s ORDER BY id""", (release_id,)).fetchall()
+        return [Approval(operator=identity, verified_by=verified_by, label=label, tag=tag, commit_sha=commit_sha,
+                         run_id=run_id, digest=digest, smoke=smoke, reason=reason, confirmed_at=confirmed_at)
+                for identity, verified_by, label, tag, commit_sha, run_id, digest, smoke, reason, confirmed_at in rows]
+
+    def add_approval(self, release: Release, approval: Approval) -> None:
+        try:
+            self.db.execute(
+                f"""INSERT INTO {SCHEMA}.approvals (release_id, identity, verified_by, label, tag, commit_sha, run_id,
+                        digest, smoke, reason, confirmed_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (release.id, approval.operator, approval.verified_by or "local", approval.label, approval.tag,
+                 approval.commit_sha, approval.run_id, approval.digest, approval.smoke, approval.reason,
+                 approval.confirmed_at))
+        except pg_errors.UniqueViolation:
+            raise IdentityRefused(f"{approval.operator} has already approved {release.tag} at {approval.digest}: "
+                                  "one identity counts once") from None
+        except (pg_errors.InsufficientPrivilege, pg_errors.RaiseException) as exc:
+            raise IdentityRefused(f"the database refused the approval: {_first_line(exc)}") from None
+
+    def database_role(self) -> str | None:
+        return self.db.current_user()
+
+    @contextmanager
+    def locked(self, purpose: str, release_id: str | None = None) -> Iterator[None]:
+        """The run lock of one release (or of the project): refused at once if another session holds it."""
+        name = f"coordinator-run:{release_id or self.project + ':*'}"
+        key = advisory_key(name)
+        row = self.db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not (row and row[0]):
+            raise LockHeld(f"{release_id or self.project} is in use by {self._holder(key)}: wait for it to finish "
+                           "(the lock is freed automatically when that process exits)")
+        self.db.execute("SELECT set_config('application_name', %s, false)",
+                        (f"{self.db.application_name}: {purpose}"[:63],))
+        try:
+            yield
+        finally:
+            if self.db.is_open:  # a lost session has freed the lock already
+                self.db.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _holder(self, key: int) -> str:
+        row = self.db.execute(
+            """SELECT a.application_name, a.usename, a.backend_start FROM pg_locks l
+               JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid
+                 AND l.objsubid = 1""", (key >> 32, key & 0xFFFF_FFFF)).fetchone()
+        if row is None:
+            return "another coordinator"
+        name, user, since = row  # a role without pg_read_all_stats sees no start time of others
+        when = f", connected {since:%Y-%m-%d %H:%M:%S %Z}" if since else ""
+        return f"{name or 'a coordinator'} (role {user}{when})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__

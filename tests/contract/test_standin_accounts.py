@@ -1,0 +1,91 @@
+"""Team mode's forge calls: `GET /user`, `GET /orgs/{org}/teams`, `GET /teams/{id}/members/{username}`.
+
+The stand-in answers them per token (each person runs with their own token) and every
+response is checked strictly against the swagger document; the coordinator's client is
+then driven against the same stand-in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from coordinator.forge import GiteaClient
+from tests.contract.schema import SwaggerContract
+from tests.contract.test_standin_contract import (  # noqa: F401  (fixtures)
+    TOKEN, Forge, checked_client, contract, forge, template_origin)
+
+ALICE = "sandbox-token-alice-0001"
+BOB = "sandbox-token-bob-0002"
+
+
+def register(forge: Forge, login: str, token: str, teams: list[str]) -> None:
+    response = forge.admin("users", {"login": login, "token": token, "teams": teams})
+    assert response.status_code == 200, response.text
+
+
+def api(forge: Forge, contract: SwaggerContract, token: str | None) -> httpx.Client:
+    client = checked_client(forge.base_url, contract, token=token)
+    client.base_url = httpx.URL(f"{forge.base_url}/api/v1")
+    return client
+
+
+@pytest.fixture
+def people(forge: Forge) -> Forge:  # noqa: F811
+    register(forge, "alice", ALICE, ["acme/release-managers"])
+    register(forge, "bob", BOB, [])
+    return forge
+
+
+def test_get_user_answers_the_token_owner(people: Forge, contract: SwaggerContract) -> None:
+    for token, login in ((ALICE, "alice"), (BOB, "bob"), (TOKEN, "sandbox-admin")):
+        with api(people, contract, token) as client:
+            response = client.get("/user")
+        assert response.status_code == 200 and response.json()["login"] == login
+
+
+def test_get_user_without_a_valid_token_is_401(people: Forge, contract: SwaggerContract) -> None:
+    for token in (None, "sandbox-token-nobody"):
+        with api(people, contract, token) as client:
+            response = client.get("/user")
+        assert response.status_code == 401 and set(response.json()) == {"message", "url"}
+
+
+def test_org_teams_list_owners_and_registered_teams(people: Forge, contract: SwaggerContract) -> None:
+    with api(people, contract, BOB) as client:
+        teams = client.get("/orgs/acme/teams").json()
+        assert sorted(t["name"] for t in teams) == ["Owners", "release-managers"]
+        assert client.get("/orgs/nobody/teams").status_code == 404
+
+
+def test_team_member_is_200_for_members_and_404_otherwise(people: Forge, contract: SwaggerContract) -> None:
+    with api(people, contract, BOB) as client:
+        team_id = next(t["id"] for t in client.get("/orgs/acme/teams").json() if t["name"] == "release-managers")
+        member = client.get(f"/teams/{team_id}/members/alice")
+        assert member.status_code == 200 and member.json()["login"] == "alice"
+        assert client.get(f"/teams/{team_id}/members/bob").status_code == 404
+        assert client.get("/teams/999/members/alice").status_code == 404
+
+
+def test_reset_forgets_registered_people(people: Forge, contract: SwaggerContract) -> None:
+    assert people.admin("reset").status_code == 200
+    with api(people, contract, ALICE) as client:
+        assert client.get("/user").status_code == 401
+
+
+@pytest.mark.parametrize("payload", [{"login": "a b", "token": ALICE}, {"login": "carol", "token": "short"},
+                                     {"login": "carol", "token": ALICE, "teams": ["no-slash"]}])
+def test_registering_a_person_checks_the_payload(forge: Forge, payload: dict[str, Any]) -> None:  # noqa: F811
+    assert forge.admin("users", payload).status_code == 422
+
+
+def test_client_reads_identity_and_membership_from_the_standin(people: Forge) -> None:
+    with GiteaClient(people.base_url, "acme", "sample", ALICE) as alice:
+        assert alice.current_user() == "alice"
+        team_id = alice.team_id("acme", "Release-Managers")  # Gitea compares team names case-insensitively
+        assert team_id is not None
+        assert alice.is_team_member(team_id, "alice") and not alice.is_team_member(team_id, "bob")
+        assert alice.team_id("acme", "no-such-team") is None
+        assert alice.team_id("nobody", "release-managers") is None
