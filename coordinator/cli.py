@@ -216,12 +216,13 @@ def audit_show(state: State, as_json: bool, limit: int) -> None:
 @pass_state
 def audit_verify(state: State) -> None:
     """Check the audit chain; name the first broken record."""
-    from coordinator.audit import describe_recovered_crashes
+    from coordinator.audit import AuditLog, describe_recovered_crashes
     from coordinator.errors import AuditBroken
 
     ctx = state.context()
     result = ctx.audit.verify()
-    recovered = describe_recovered_crashes(ctx.audit, result)
+    # Only the local file can be torn by a crash; the database chain is transactional.
+    recovered = describe_recovered_crashes(ctx.audit, result) if isinstance(ctx.audit, AuditLog) else []
     if result.ok:
         torn = " (last line torn by a crash; ignored)" if result.torn_tail else ""
         ctx.out.success(f"audit chain intact: {result.count} record(s), head {ctx.audit.head_hash()}{torn}")
