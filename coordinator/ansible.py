@@ -133,8 +133,30 @@ def _message_of(result: dict[str, Any]) -> str | None:
     message = result.get("msg") or result.get("stderr") or result.get("reason")
     if not message:
         return None
+    if "Host key verification failed" in str(message):
+        # ssh's first lines are a banner of @ signs; the cause is at the end.
+        return ("Failed to connect to the host via ssh: Host key verification failed (the host's key is not the one "
+                "pinned in known_hosts)")
     text = str(message).strip().splitlines()
     return text[0][:300] if text else None
+
+
+def runner_envvars(ansible_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a playbook run: our ansible.cfg and roles, and SSH host keys checked.
+
+    ansible-runner turns host key checking off unless ANSIBLE_HOST_KEY_CHECKING is set,
+    which would make ssh accept any host key (Ansible passes StrictHostKeyChecking=no
+    before the inventory's own options, and ssh takes the first value). Deploying to a host
+    we cannot identify is exactly what the pinned known_hosts is there to stop.
+    """
+    return {
+        "ANSIBLE_CONFIG": str(ansible_dir / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(ansible_dir / "roles"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "ANSIBLE_NOCOLOR": "1",
+        **(extra or {}),
+    }
 
 
 def run_playbook(
@@ -164,13 +186,7 @@ def run_playbook(
     private_dir = Path(tempfile.mkdtemp(prefix="run-" if scratch_dir else "coordinator-runner-", dir=scratch_dir))
     os.chmod(private_dir, 0o700)
     result = PlaybookResult(playbook=playbook, status="unknown", rc=-1)
-    envvars = {
-        "ANSIBLE_CONFIG": str(ansible_dir / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(ansible_dir / "roles"),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "ANSIBLE_NOCOLOR": "1",
-        **(env or {}),
-    }
+    envvars = runner_envvars(ansible_dir, env)
 
     progress = _ProgressLines()
 

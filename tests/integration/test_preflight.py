@@ -84,6 +84,31 @@ def test_hosts_check_names_an_unreachable_host_and_exits_15(release_world: Relea
     assert str(port) in error or "Connection refused" in error, error
 
 
+def test_a_host_whose_key_is_not_the_pinned_one_is_refused(release_world: ReleaseWorld, tmp_path: Path):
+    """ansible-runner turns host key checking off by default; we must not deploy to a host we cannot identify."""
+    other_key = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True, timeout=60)
+    known_hosts = tmp_path / "known_hosts"
+    key_type, key_data = (tmp_path / "other_host_key.pub").read_text().split()[:2]
+    known_hosts.write_text(f"[127.0.0.1]:45022 {key_type} {key_data}\n")
+    inventory = production_inventory_copy(tmp_path)
+    hosts_file = inventory / "hosts.yml"
+    hosts = yaml.safe_load(hosts_file.read_text())
+    prod1 = hosts["app"]["hosts"]["prod1"]
+    prod1["ansible_ssh_common_args"] = (f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
+                                       "-o IdentitiesOnly=yes")
+    prod1["ansible_control_path_dir"] = str(tmp_path / "cp")  # no master left by another test to ride on
+    hosts_file.write_text(yaml.safe_dump(hosts), encoding="utf-8")
+    use_production_inventory(release_world, inventory)
+
+    result = release_world.coordinator("hosts", "check", "production")
+
+    assert result.returncode == ExitCode.HOST_UNREACHABLE, result.stdout + result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: production: prod1: ssh: unreachable:"), error
+    assert "Host key verification failed" in error, error
+
+
 def test_plan_exits_3_naming_the_failed_check(release_world: ReleaseWorld):
     result = release_world.coordinator("plan", "9.9.9")
 

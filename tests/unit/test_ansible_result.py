@@ -46,3 +46,21 @@ def test_unchanged_ok_tasks_print_nothing():
     from coordinator.ansible import _progress_line
 
     assert _progress_line("runner_on_ok", {"host": "web1", "task": "Read the record", "res": {"changed": False}}) is None
+
+
+def test_playbook_runs_check_ssh_host_keys_whatever_ansible_runner_defaults_to(tmp_path):
+    from coordinator.ansible import runner_envvars
+
+    env = runner_envvars(tmp_path, {"EXTRA": "1"})
+
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    assert env["ANSIBLE_CONFIG"] == str(tmp_path / "ansible.cfg") and env["EXTRA"] == "1"
+
+
+def test_a_changed_host_key_is_named_not_shown_as_ssh_banner():
+    from coordinator.ansible import _message_of
+
+    banner = ("Failed to connect to the host via ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+              "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@@@@@\n...\nHost key verification failed.")
+
+    assert "Host key verification failed" in (_message_of({"msg": banner}) or "")
