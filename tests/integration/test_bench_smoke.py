@@ -44,7 +44,9 @@ def test_cpu_accounting_charges_work_to_the_side_that_did_it(world):
     figures = json.loads(result.stdout)
     remote, local = figures["remote"], figures["local"]
     assert remote["target_sshd_s"] >= 0.9, remote
-    assert remote["controller_runner_s"] + remote["controller_playbook_s"] < 0.5, remote
+    # The burn is 1 CPU-s: less than that on the controller proves it was not charged there
+    # (the measuring process itself spends a few hundred ms scanning /proc on a busy box).
+    assert remote["controller_runner_s"] + remote["controller_playbook_s"] < 0.9, remote
     assert local["controller_playbook_s"] >= 0.9, local
     assert local["target_sshd_s"] < 0.1, local
     assert figures["masters_left"] == [], figures

@@ -204,7 +204,7 @@ def test_a_failed_first_release_has_its_own_exit_code_and_releases_the_lock(rele
     result = rw.coordinator("resume")
     assert result.returncode == ExitCode.FIRST_RELEASE_FAILED, result.stdout + result.stderr
     assert "nothing to restore" in result.stderr and "the deploy lock was released" in result.stderr
-    assert record(rw, "1.0.0")["status"] == "failed"
+    assert record(rw, "1.0.0")["status"] == "first_release_failed"  # marked bad: never resumed
     events = json.loads(rw.coordinator("audit", "show", "--json").stdout)
     assert [e["event"] for e in events[-2:]] == ["deploy.failed", "lock.released"]
 
