@@ -17,9 +17,7 @@ def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, t
     """Run rollback.yml on ENVIRONMENT, audit it, and say loudly what happened."""
     from coordinator.audit import AuditEvent
 
-    env = ctx.config.environments.get(environment)
-    if env is None:
-        raise UsageError(f"unknown environment {environment!r}: choose one of {', '.join(ctx.config.environments)}")
+    env = ctx.config.environment(environment)
     extravars: dict[str, str] = {}
     if to_digest is not None:
         if not DIGEST.match(to_digest):

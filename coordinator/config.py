@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from coordinator.errors import ConfigError
+from coordinator.errors import ConfigError, UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The coordinator checkout, when running from one (an editable install or the source tree)."""
@@ -303,6 +303,13 @@ class Config(Strict):
         for env in self.environments.values():
             env.inventory = absolute(env.inventory)  # type: ignore[assignment]
         return self
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        """The environment a command names, or a usage error listing the ones this config defines."""
+        env = self.environments.get(name)
+        if env is None:
+            raise UsageError(f"unknown environment {name!r}: choose one of {', '.join(self.environments)}")
+        return env
 
     def forge_token(self) -> str:
         """The forge API token, from the environment or a private file; never from argv."""

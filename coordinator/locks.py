@@ -13,13 +13,11 @@ from typing import Any
 
 from coordinator.ansible import PlaybookResult, run_playbook
 from coordinator.context import Context
-from coordinator.errors import CoordinatorError, HostNotReady, HostUnreachable, LockHeld, UsageError
+from coordinator.errors import CoordinatorError, HostNotReady, HostUnreachable, LockHeld
 
 
 def _lock_playbook(ctx: Context, environment: str, extravars: dict[str, Any], ident: str) -> PlaybookResult:
-    env = ctx.config.environments.get(environment)
-    if env is None:
-        raise UsageError(f"unknown environment {environment!r}: choose one of {', '.join(ctx.config.environments)}")
+    env = ctx.config.environment(environment)
     return run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="lock.yml", inventory=env.inventory,
                         extravars=extravars, ident=ident, timeout_s=300, cancel=ctx.cancel,
                         scratch_dir=ctx.config.state_dir / "runner")

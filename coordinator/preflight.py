@@ -67,9 +67,7 @@ def host_checks(result: PlaybookResult) -> list[HostCheck]:
 
 
 def check_hosts(ctx: Context, environment: str) -> list[HostCheck]:
-    env = ctx.config.environments.get(environment)
-    if env is None:
-        raise UsageError(f"unknown environment {environment!r}: choose one of {', '.join(ctx.config.environments)}")
+    env = ctx.config.environment(environment)
     result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="preflight.yml", inventory=env.inventory,
                           extravars={}, ident=f"preflight-{environment}", timeout_s=300, cancel=ctx.cancel,
                           scratch_dir=ctx.config.state_dir / "runner")

@@ -92,3 +92,21 @@ def test_token_file_readable_by_others_is_refused(tmp_path, monkeypatch):
         config.forge_token()
     os.chmod(token, 0o600)
     assert config.forge_token() == "s3cr3t-token"
+
+
+def test_an_unknown_environment_is_named_with_the_ones_defined():
+    import pytest
+
+    from coordinator.config import Config
+    from coordinator.errors import UsageError
+
+    config = Config.model_validate({
+        "project": "shop", "app": {"path": "."}, "forge": {"url": "https://git.example.com", "repo": "acme/shop"},
+        "image": {"name": "registry.example.com/acme/shop"},
+        "environments": {"staging": {"inventory": "inv/s", "url": "https://s.example.com"},
+                         "production": {"inventory": "inv/p", "url": "https://p.example.com"}},
+    })
+
+    assert config.environment("staging").url == "https://s.example.com"
+    with pytest.raises(UsageError, match=r"unknown environment 'prod': choose one of staging, production"):
+        config.environment("prod")
