@@ -78,7 +78,10 @@ class PlaybookResult:
 
 ProgressCallback = Callable[[str], None]
 
-_HEALTH_WAIT_TASK = "Wait for /health"
+# The deploy call waits for the first slice ("Deploy the release and wait for /health ..."),
+# the calls after it for one slice each ("Wait for /health ... until the deadline"); one
+# host's wait is followed across both tasks.
+_HEALTH_WAIT_TASKS = ("Wait for /health", "Deploy the release and wait for /health")
 _TASK_ENDS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
 
 
@@ -108,10 +111,11 @@ class _ProgressLines:
 
     def _follow_health_wait(self, kind: str | None, data: dict[str, Any], created: datetime | None) -> _HealthWaitSoFar | None:
         host = data.get("host")
-        if not host or not str(data.get("task", "")).startswith(_HEALTH_WAIT_TASK):
+        if not host or not _is_health_wait(data):
             return None
         if kind == "runner_on_start":
-            self._started[host], self._polls[host] = created, 0
+            if host not in self._started:  # else the wait goes on from the deploy call's slice
+                self._started[host], self._polls[host] = created, 0
             return None
         if host not in self._started:
             return None
@@ -120,11 +124,18 @@ class _ProgressLines:
             waited_s=(created - started).total_seconds() if created and started else None,
             earlier_polls=self._polls[host],
         )
+        result = data.get("res") or {}
         if kind == "runner_retry":
-            self._polls[host] += int((data.get("res") or {}).get("polls") or 0)
+            self._polls[host] += int(result.get("polls") or 0)
+        elif kind == "runner_on_ok" and result.get("healthy") is False and not result.get("fatal"):
+            self._polls[host] += int(result.get("polls") or 0)  # the deploy call's slice; the wait goes on
         elif kind in _TASK_ENDS:
             del self._started[host], self._polls[host]
         return so_far
+
+
+def _is_health_wait(data: dict[str, Any]) -> bool:
+    return str(data.get("task", "")).startswith(_HEALTH_WAIT_TASKS)
 
 
 def _message_of(result: dict[str, Any]) -> str | None:
@@ -270,7 +281,7 @@ def _progress_line(kind: str | None, data: dict[str, Any], health_wait: _HealthW
         return f"play: {data.get('play', '')}"
     res = data.get("res") or {}
     host = data.get("host", "?")
-    if kind == "runner_on_start" and str(data.get("task", "")).startswith(_HEALTH_WAIT_TASK):
+    if kind == "runner_on_start" and _is_health_wait(data):
         return f"  {host}: {data.get('task', '')} ..."
     if kind == "runner_retry" and "last_status" in res:
         left = ""

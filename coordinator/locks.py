@@ -74,8 +74,8 @@ def lock_error(environment: str, result: PlaybookResult, doing: str, *, held: Lo
     if not_ready:
         return HostNotReady(
             f"{environment}: could not {doing}: {', '.join(not_ready)} answered but cannot run the deploy "
-            f"({_clauses(not_ready)}). Nothing was changed there; fix the host's Python, its Docker library or the "
-            f"Docker engine, then retry")
+            f"({_clauses(not_ready)}). Nothing was changed there; fix the host's Python 3 or its Docker engine (its API socket), "
+            f"then retry")
     return held or held_error(environment, refusal(result) or result.summary())
 
 

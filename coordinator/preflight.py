@@ -1,7 +1,7 @@
 """`coordinator hosts check ENV`: can every host of an environment take a release?
 
-A deploy that discovers half-way that a host's Python lacks `requests`, or that no Docker
-engine answers, fails after the lock is taken. This asks first, read-only, through
+A deploy that discovers on the way that a host has no usable Python 3, that no Docker
+engine answers, or that its state directory is not writable, stops there. This asks first, read-only, through
 playbooks/preflight.yml, and turns what each host reported into one line per finding.
 """
 

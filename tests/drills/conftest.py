@@ -48,11 +48,16 @@ def inventory_copy(tmp_path: Path, environment: str, **host_vars: Any) -> dict[s
     """The sandbox inventory of `environment` copied into tmp_path with `host_vars` set on every host.
 
     Relative paths (`{{ inventory_dir }}/../..`) are made absolute, so the copy reaches the same
-    sshd with the same key.
+    sshd with the same key and labels its containers as the world's.
     """
     source = REPO_ROOT / "inventory" / f"sandbox-{environment}"
     target = tmp_path / f"inventory-{environment}"
     shutil.copytree(source / "group_vars", target / "group_vars", dirs_exist_ok=True)
+    # The world's container label is computed from the inventory's place: keep it the world's,
+    # so `sandbox reset` removes what a drill deploys through the copy.
+    for group_vars in (target / "group_vars").glob("*.yml"):
+        group_vars.write_text(group_vars.read_text().replace("inventory_dir ~ '/../../.sandbox'",
+                                                             f"'{REPO_ROOT}/.sandbox'"))
     hosts = yaml.safe_load((source / "hosts.yml").read_text().replace("{{ inventory_dir }}/../..", str(REPO_ROOT)))
     for entry in hosts["app"]["hosts"].values():
         entry.update(host_vars)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import IMAGE, PRODUCTION_URL
+from sandbox.coordinator_config import IMAGE, PRODUCTION_URL, STAGING_URL
 from tests.drills.conftest import (
     RegistrySwitch,
     audit_events,
@@ -178,18 +178,36 @@ def test_registry_down_at_pull_names_the_registry_and_keeps_the_old_container(
     assert httpx.get(f"{PRODUCTION_URL}/version").text.strip() == "1.0.0"
 
 
-def test_a_host_python_without_requests_is_named_before_anything_changes(release_world: ReleaseWorld, tmp_path: Path) -> None:
+def test_a_host_python_without_any_library_deploys(release_world: ReleaseWorld, tmp_path: Path) -> None:
+    """The deploy needs Python 3 and a Docker engine on the host, nothing else (no requests, no Docker SDK)."""
     rw = release_world
     venv = tmp_path / "bare-venv"
     subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    bare = subprocess.run([str(venv / "bin" / "python"), "-c", "import requests"], capture_output=True, timeout=60)
+    assert bare.returncode != 0  # the host's Python really has no requests
     configure(rw, staging=inventory_copy(tmp_path, "staging", ansible_python_interpreter=str(venv / "bin" / "python")))
+
+    result = rw.coordinator("release", "1.0.0")
+
+    assert result.returncode == ExitCode.AWAITING_APPROVAL, result.stdout + result.stderr
+    assert ("stage.deployed", "staging", "passed") in events_of(rw, "1.0.0")
+    assert httpx.get(f"{STAGING_URL}/version").text.strip() == "1.0.0"
+    assert_free(rw, "staging")
+
+
+def test_a_host_whose_docker_engine_does_not_answer_is_named_before_anything_changes(
+    release_world: ReleaseWorld, tmp_path: Path
+) -> None:
+    rw = release_world
+    missing = tmp_path / "no-docker.sock"
+    configure(rw, staging=inventory_copy(tmp_path, "staging", docker_release_docker_socket=str(missing)))
 
     result = rw.coordinator("release", "1.0.0")
 
     assert result.returncode == ExitCode.HOST_NOT_READY, result.stdout + result.stderr
     error = one_line_error(result)
     assert "sample-staging answered but cannot run the deploy" in error, error
-    assert "Failed to import the required Python library (requests)" in error, error
+    assert f"the Docker engine at {missing} does not answer" in error, error
     assert "locked" not in error.split("(")[0] and "ROLLBACK" not in error
     assert escalations(rw) == []
     assert_free(rw, "staging")

@@ -121,3 +121,32 @@ def test_retries_of_other_tasks_print_nothing():
                     event("runner_retry", "prod1", 1, task="Wait for the port", attempts=1, retries=4))
 
     assert printed == [None, None]
+
+
+DEPLOY_TASK = "Deploy the release and wait for /health and /version"
+
+
+def test_a_wait_that_goes_on_after_the_deploy_calls_slice_counts_from_the_deploy_call():
+    """The deploy call polls the first slice itself; the wait task's retries continue its clock and polls."""
+    printed = lines(
+        event("runner_on_start", "prod1", 0, task=DEPLOY_TASK),
+        event("runner_on_ok", "prod1", 6.0, task=DEPLOY_TASK, changed=True, healthy=False, fatal=False, polls=9,
+              last_status="connection refused", timeout=300.0, elapsed=5.0),
+        event("runner_on_start", "prod1", 6.1),
+        unhealthy_slice("prod1", 11.5, 1, "/health answered 503", polls=9),
+        event("runner_on_ok", "prod1", 13.0, healthy=True, fatal=False, polls=3, version="1.1.0", elapsed=1.2),
+    )
+
+    assert printed[0] == f"  prod1: {DEPLOY_TASK} ..."
+    assert printed[3] == "  prod1: waiting for health: attempt 1/61, last /health answered 503, 289 s left"
+    assert printed[4] == "  prod1: healthy, /version 1.1.0 after 21 poll(s) in 13.0 s"
+
+
+def test_a_deploy_call_that_is_healthy_at_once_prints_the_healthy_line():
+    printed = lines(
+        event("runner_on_start", "prod1", 0, task=DEPLOY_TASK),
+        event("runner_on_ok", "prod1", 2.5, task=DEPLOY_TASK, changed=True, healthy=True, fatal=False, polls=4,
+              version="1.1.0", elapsed=1.5),
+    )
+
+    assert printed[1] == "  prod1: healthy, /version 1.1.0 after 4 poll(s) in 2.5 s"

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 from ansible.plugins.filter.core import to_nice_json
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "roles" / "docker_release" / "library" / "release_record.py"
+MODULE_PATH = Path(__file__).resolve().parents[2] / "roles" / "docker_release" / "module_utils" / "release_state.py"
 
 OLD = "sha256:" + "a" * 64
 NEW = "sha256:" + "b" * 64

@@ -9,7 +9,6 @@ cannot block deploys for weeks. Releasing needs the lock's id (or an explicit fo
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
@@ -18,6 +17,8 @@ import time
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.docker_engine import Engine, EngineError
+from ansible.module_utils.host_lock import INFO, describe, is_expired, iso_utc, read_lock
 
 DOCUMENTATION = r"""
 module: deploy_lock
@@ -62,6 +63,13 @@ options:
     description: Release the lock even when O(lock_id) does not match.
     type: bool
     default: false
+  docker_socket:
+    description:
+      - When set, C(acquire) first checks that the Docker engine answers on this unix socket
+        and fails with RV(not_ready) (taking no lock) when it does not, so a host that cannot
+        run the deploy is never locked. Empty skips the check.
+    type: path
+    default: ""
 author: coordinator maintainers
 """
 
@@ -74,53 +82,19 @@ acquired:
   description: Whether this call holds the lock now (acquire only).
   type: bool
   returned: always
+not_ready:
+  description: True when the host cannot run a deploy (O(docker_socket) does not answer); no lock was taken.
+  type: bool
+  returned: when acquire failed on the engine check
 taken_over:
   description: The expired lock that was replaced, if any.
   type: dict
   returned: when an expired lock was taken over
 """
 
-INFO = "info.json"
-# A lock directory without info.json is one being written right now, or the debris of a
-# crash between mkdir and write; after this many seconds it counts as stale.
-INCOMPLETE_GRACE_S = 60
-
 
 class LockError(Exception):
     """The lock cannot be acquired or released; the message says by whom and what to do."""
-
-
-def _iso(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def read_lock(path: str) -> dict | None:
-    """The lock's info, ``{}`` if the directory has no readable info yet, None if free."""
-    try:
-        with open(os.path.join(path, INFO), encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return {} if os.path.isdir(path) else None
-    except ValueError:
-        return {}
-
-
-def is_expired(path: str, info: dict, now: float) -> bool:
-    if "expires_epoch" in info:
-        return now >= float(info["expires_epoch"])
-    try:
-        return now - os.stat(path).st_mtime > INCOMPLETE_GRACE_S
-    except FileNotFoundError:
-        return True
-
-
-def describe(path: str, info: dict | None, now: float) -> dict:
-    """The lock as reported to the playbook (and read by ``coordinator lock status``)."""
-    if info is None:
-        return {"path": path, "held": False, "expired": False}
-    report = {key: info.get(key) for key in ("owner", "reason", "version", "lock_id", "acquired_at", "expires_at", "host")}
-    report.update({"path": path, "held": True, "expired": is_expired(path, info, now)})
-    return report
 
 
 def write_info(path: str, info: dict) -> None:
@@ -163,8 +137,8 @@ def acquire(params: dict, now: float) -> dict:
         "version": params["version"],
         "lock_id": lock_id,
         "host": socket.gethostname(),
-        "acquired_at": _iso(now),
-        "expires_at": _iso(now + params["ttl"]),
+        "acquired_at": iso_utc(now),
+        "expires_at": iso_utc(now + params["ttl"]),
         "expires_epoch": now + params["ttl"],
     }
     taken_over = None
@@ -232,12 +206,19 @@ def main() -> None:
             "ttl": {"type": "int", "default": 1800},
             "lock_id": {"type": "str", "default": ""},
             "force": {"type": "bool", "default": False},
+            "docker_socket": {"type": "path", "default": ""},
         },
         supports_check_mode=False,
     )
     params = module.params
     if params["ttl"] <= 0:
         module.fail_json(msg="deploy_lock_ttl must be a positive number of seconds (got %s)" % params["ttl"])
+    if params["action"] == "acquire" and params["docker_socket"]:
+        try:
+            Engine(params["docker_socket"], timeout=10).version()
+        except EngineError as error:
+            module.fail_json(msg="cannot run the deploy: %s" % error, acquired=False, not_ready=True,
+                             lock=describe(params["path"], read_lock(params["path"]), time.time()))
     if params["action"] == "acquire":
         os.makedirs(os.path.dirname(params["path"].rstrip("/")), mode=0o700, exist_ok=True)
     now = time.time()

@@ -9,14 +9,12 @@ cannot fail on a missing import), lets the operator fix the host before anything
 
 from __future__ import annotations
 
-import http.client
 import importlib.util
-import json
 import os
-import socket
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.docker_engine import Engine, EngineError
 
 DOCUMENTATION = r"""
 module: host_preflight
@@ -35,10 +33,10 @@ options:
     type: path
     default: /var/run/docker.sock
   python_modules:
-    description: Python libraries the deploy modules need on this host.
+    description: Python libraries the host must be able to import (the coordinator's own modules need none).
     type: list
     elements: str
-    default: [requests]
+    default: []
   timeout:
     description: Seconds to wait for the Docker engine to answer.
     type: float
@@ -73,20 +71,6 @@ docker_version:
 """
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over the engine's Unix socket, standard library only."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._socket_path)
-        self.sock = sock
-
-
 def finding(check: str, ok: bool, detail: str) -> dict:
     return {"check": check, "ok": ok, "detail": detail}
 
@@ -108,19 +92,13 @@ def docker_engine_version(socket_path: str, timeout: float) -> tuple[str | None,
     """The engine's version and a detail line; (None, why) when it does not answer."""
     if not os.path.exists(socket_path):
         return None, f"no Docker engine socket at {socket_path}: install and start the engine (Debian: docker.io)"
-    connection = _UnixHTTPConnection(socket_path, timeout)
     try:
-        connection.request("GET", "/version")
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 200:
-            return None, f"the Docker engine at {socket_path} answered HTTP {response.status} to GET /version"
-        version = str(json.loads(body).get("Version") or "?")
-        return version, f"engine {version} answers on {socket_path}"
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        return None, f"no Docker engine answers on {socket_path} ({exc}): start it (systemctl start docker)"
-    finally:
-        connection.close()
+        version = str(Engine(socket_path, timeout).version().get("Version") or "?")
+    except EngineError as exc:
+        return None, f"{exc}: start it (systemctl start docker)"
+    except ValueError as exc:
+        return None, f"the Docker engine at {socket_path} answered GET /version with no JSON ({exc})"
+    return version, f"engine {version} answers on {socket_path}"
 
 
 def check_state_dir(path: str) -> dict:
@@ -145,7 +123,7 @@ def main() -> None:
         argument_spec={
             "state_dir": {"type": "path", "required": True},
             "docker_socket": {"type": "path", "default": "/var/run/docker.sock"},
-            "python_modules": {"type": "list", "elements": "str", "default": ["requests"]},
+            "python_modules": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "float", "default": 5.0},
         },
         supports_check_mode=True,

@@ -1,0 +1,615 @@
+#!/usr/bin/python
+"""A host's whole release in one module call: lock check, record, container, health, verified.
+
+Why one call: over SSH every module call costs a fresh Python on the host and a round of
+controller work, and the deploy used about ten per host (lock, record, pull and replace
+through community.docker, inspect, probe, verified). This module does them in order on
+the host, through the Docker Engine API on the local socket with the standard library only,
+so a host needs Python 3 and a Docker engine and nothing else.
+
+The order is the one the role always had: intent before action (the record names the new
+release before the container changes, so a half-done replacement still has the previous
+release on record for rollback), and the old container keeps serving until the new image
+is on the host.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.docker_engine import Engine, EngineError, registry_digests
+from ansible.module_utils.host_lock import refusal
+from ansible.module_utils.release_probe import probe_slice
+from ansible.module_utils.release_state import (
+    RECORD_FILE,
+    RecordError,
+    discard,
+    prepare,
+    read_record,
+    timestamp,
+    verify,
+)
+
+DOCUMENTATION = r"""
+module: release_host
+short_description: Deploy one release to this host and wait for it to be healthy, in one call
+description:
+  - C(deploy) checks the inputs and the deploy lock (O(lock_path)), checks that the Docker
+    engine answers, records the release on the host and writes the env file (intent before
+    action), pulls O(image)@O(digest) when the engine lacks it (the old container keeps
+    serving meanwhile), replaces the container when it differs from the one wanted, polls
+    /health and /version for one slice (O(slice) seconds) and, once healthy, marks the
+    release verified in the record.
+  - C(wait) polls for one more slice and marks the release verified once healthy; call it
+    in an C(until) loop after a C(deploy) that returned C(healthy=false) without failing.
+  - C(inspect) reads the record and what the container runs (state, restart count, version
+    label, registry digest), changing nothing.
+  - C(discard) stops and removes the container and records its release as bad (a failed
+    first release, with nothing to go back to).
+  - A failed replacement names the engine's own error and what the host runs now: when the
+    new container cannot start, the old one is put back and started again.
+  - Never returns the container's inspect data or the environment (secrets).
+  - Supports check mode (reports what would change; does not probe a container it would replace).
+options:
+  action:
+    description: What to do.
+    type: str
+    choices: [deploy, wait, inspect, discard]
+    default: deploy
+  state_dir:
+    description: The container's private state directory (record and env file live here).
+    type: path
+    required: true
+  container_name:
+    description: Name of the container.
+    type: str
+    required: true
+  image:
+    description: Image repository without tag or digest (deploy).
+    type: str
+  digest:
+    description: Manifest digest to deploy, C(sha256:<64 hex>).
+    type: str
+  version:
+    description: Version /version must answer.
+    type: str
+  release_id:
+    description: The coordinator's release id, recorded with the release.
+    type: str
+    default: manual
+  deployed_by:
+    description: Who deploys, recorded with the release.
+    type: str
+    default: unknown
+  replaces_bad:
+    description: Record the release being replaced as bad (rollbacks).
+    type: bool
+    default: false
+  bad_reason:
+    description: Why the replaced (deploy) or discarded (discard) release is bad.
+    type: str
+    default: ""
+  env_file:
+    description: Path of the container's env file (mode 0600).
+    type: path
+  env_content:
+    description: The env file's content, one KEY=value per line; secret, never logged or returned.
+    type: str
+    default: ""
+  published_port:
+    description: Host port the service is published on.
+    type: int
+  container_port:
+    description: Port the service listens on inside the container.
+    type: int
+    default: 8080
+  bind_address:
+    description: Host address the published port binds to.
+    type: str
+    default: 127.0.0.1
+  restart_policy:
+    description: Docker restart policy.
+    type: str
+    default: unless-stopped
+  stop_timeout:
+    description: Seconds Docker waits after SIGTERM before SIGKILL.
+    type: int
+    default: 10
+  init:
+    description: Run an init process as PID 1.
+    type: bool
+    default: true
+  labels:
+    description: Extra container labels (coordinator.* labels are always set).
+    type: dict
+    default: {}
+  registry_username:
+    description: Registry user for the pull; empty pulls anonymously.
+    type: str
+    default: ""
+  registry_password:
+    description: Registry password for the pull; secret, never logged or returned.
+    type: str
+    default: ""
+  registry_url:
+    description: Registry the credentials are for; empty takes the image's registry host.
+    type: str
+    default: ""
+  docker_socket:
+    description: Path of the Docker API unix socket.
+    type: path
+    default: /var/run/docker.sock
+  api_timeout:
+    description: Seconds for each Docker API call (a pull of a large image may need more).
+    type: float
+    default: 120
+  lock_path:
+    description: The deploy lock directory; empty to skip the lock check.
+    type: path
+    default: ""
+  lock_id:
+    description: The lock this run holds; a live lock with another id refuses the deploy.
+    type: str
+    default: ""
+  base_url:
+    description: Base URL of the service on the host, e.g. C(http://127.0.0.1:8080).
+    type: str
+  health_path:
+    description: Path of the health endpoint.
+    type: str
+    default: /health
+  version_path:
+    description: Path of the version endpoint.
+    type: str
+    default: /version
+  timeout:
+    description: Seconds the caller gives the service to become healthy (named in messages).
+    type: float
+    default: 300
+  slice:
+    description: Seconds one call polls before returning C(healthy=false).
+    type: float
+    default: 5
+  interval:
+    description: Seconds between polls.
+    type: float
+    default: 0.5
+  request_timeout:
+    description: Seconds for each HTTP request.
+    type: float
+    default: 5
+  required_successes:
+    description: Consecutive healthy polls needed to pass.
+    type: int
+    default: 3
+  mismatch_limit:
+    description: Consecutive polls answering a wrong version before failing early.
+    type: int
+    default: 5
+author: coordinator maintainers
+"""
+
+EXAMPLES = r"""
+- name: Deploy the release and wait for /health and /version
+  release_host:
+    state_dir: /var/lib/coordinator/sample
+    container_name: sample
+    image: registry.example.com/acme/sample
+    digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+    version: 1.2.0
+    env_file: /var/lib/coordinator/sample/app.env
+    published_port: 8080
+    base_url: http://127.0.0.1:8080
+  register: deployed
+"""
+
+RETURN = r"""
+healthy:
+  description: Whether the release passed its health check in this call.
+  type: bool
+  returned: always
+fatal:
+  description: Whether the call failed (do not call C(wait) after it).
+  type: bool
+  returned: always
+stage:
+  description: Where a failed call stopped (inputs, lock, engine, record, pull, container, health) or C(done).
+  type: str
+  returned: always
+moved:
+  description: Whether this call moved the host's record to another release (deploy).
+  type: bool
+  returned: always
+record:
+  description: The host's release record as left.
+  type: dict
+  returned: when it could be read
+running:
+  description: What the container runs (inspect) - C(container), C(exists), C(state), C(restart_count), C(version), C(digest).
+  type: dict
+  returned: when action is inspect
+container_changed:
+  description: Whether the container was replaced or started.
+  type: bool
+  returned: always
+previous_serving:
+  description: The version the old container serves after a failed replacement, when it does.
+  type: str
+  returned: when a replacement failed
+msg:
+  description: Why the call failed; after C(healthy=false), the message for when the deadline has passed.
+  type: str
+  returned: unless healthy
+version:
+  description: Last /version body.
+  type: str
+  returned: when probed
+running_digest:
+  description: The digest the container's image has (checked against O(digest)).
+  type: str
+  returned: when probed
+last_status:
+  description: What the last poll saw.
+  type: str
+  returned: when probed
+polls:
+  description: Polls made in this call.
+  type: int
+  returned: when probed
+elapsed:
+  description: Seconds this call spent polling.
+  type: float
+  returned: when probed
+timeout:
+  description: O(timeout), echoed for progress displays.
+  type: float
+  returned: always
+"""
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*$")
+CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Fixed suffixes of the two temporary names a replacement uses; a crash leaves them behind
+# and the next replacement removes them.
+NEXT, REPLACED = "-next", "-replaced"
+
+
+class StepFailed(Exception):
+    """A step failed; ``stage`` says which, ``extra`` what the result should also carry."""
+
+    def __init__(self, stage: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.extra = extra
+
+
+def check_inputs(params: dict) -> None:
+    """The old role's assertions, with its message (the coordinator and tests read it)."""
+    image, digest = params["image"] or "", params["digest"] or ""
+    port_ok = all(isinstance(params[key], int) and 1 <= params[key] <= 65535
+                  for key in ("published_port", "container_port"))
+    if not (IMAGE.match(image) and "@" not in image and ":" not in image.split("/")[-1] and DIGEST.match(digest)
+            and (params["version"] or "") and CONTAINER_NAME.match(params["container_name"]) and port_ok):
+        raise StepFailed("inputs", "bad release inputs: docker_release_image must be a repository without tag or digest "
+                         "(got %s), docker_release_digest must be sha256:<64 hex> (got %s), docker_release_version "
+                         "must be set, the container name must be a Docker name and ports must be 1-65535"
+                         % (image, digest))
+    for line in env_lines(params["env_content"]):
+        key, sep, _ = line.partition("=")
+        if not sep or not ENV_KEY.match(key):
+            raise StepFailed("inputs", "docker_release_env: keys must be shell-style names and values must be "
+                             "single-line strings (values are not shown)")
+
+
+def env_lines(content: str) -> list[str]:
+    """KEY=value lines of an env file, without comments and blank lines."""
+    return [line for line in content.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def image_reference(params: dict) -> str:
+    return "%s@%s" % (params["image"], params["digest"])
+
+
+def wanted_config(params: dict) -> dict:
+    """The container create body. Its non-secret settings are hashed into a label, so a
+    container created from the same settings is recognised and left alone."""
+    port = "%d/tcp" % params["container_port"]
+    settings = {
+        "image": image_reference(params),
+        "port": [params["bind_address"], params["published_port"], params["container_port"]],
+        "restart": params["restart_policy"],
+        "stop_timeout": params["stop_timeout"],
+        "init": params["init"],
+        "labels": params["labels"],
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    labels = {str(key): str(value) for key, value in params["labels"].items()}
+    labels.update({"coordinator.version": params["version"], "coordinator.digest": params["digest"],
+                   "coordinator.settings": digest})
+    return {
+        "Image": image_reference(params),
+        "Env": env_lines(params["env_content"]),
+        "Labels": labels,
+        "ExposedPorts": {port: {}},
+        "StopTimeout": params["stop_timeout"],
+        "HostConfig": {
+            "PortBindings": {port: [{"HostIp": params["bind_address"], "HostPort": str(params["published_port"])}]},
+            "RestartPolicy": {"Name": params["restart_policy"]},
+            "Init": params["init"],
+        },
+    }
+
+
+def is_current(container: dict | None, wanted: dict, image: dict | None) -> bool:
+    """Whether the existing container was created from exactly the wanted settings and env."""
+    if container is None:
+        return False
+    config = container.get("Config") or {}
+    if (config.get("Labels") or {}).get("coordinator.settings") != wanted["Labels"]["coordinator.settings"]:
+        return False
+    # The container's env is the image's env with ours laid over it.
+    expected = dict(line.split("=", 1) for line in ((image or {}).get("Config") or {}).get("Env") or [] if "=" in line)
+    expected.update(dict(line.split("=", 1) for line in wanted["Env"]))
+    actual = dict(line.split("=", 1) for line in config.get("Env") or [] if "=" in line)
+    return actual == expected
+
+
+def serving(engine: Engine, name: str) -> str:
+    """What the container ``name`` runs now, in words, for a failure message."""
+    try:
+        container = engine.inspect_container(name)
+    except EngineError:
+        return "what the container runs now is unknown"
+    if container is None:
+        return "the container does not exist now"
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    running = (container.get("State") or {}).get("Running")
+    return "the container was not changed: the old container keeps serving %s%s" % (
+        labels.get("coordinator.version") or "its release", "" if running else " (it is not running)")
+
+
+def ensure_image(engine: Engine, params: dict) -> dict:
+    """The image's inspect data, pulling it by digest first when the engine lacks it."""
+    reference = image_reference(params)
+    image = engine.inspect_image(reference)
+    if image is None:
+        auth = None
+        if params["registry_username"]:
+            auth = {"username": params["registry_username"], "password": params["registry_password"],
+                    "serveraddress": params["registry_url"] or params["image"].split("/")[0]}
+        engine.pull(params["image"], params["digest"], auth)
+        image = engine.inspect_image(reference)
+    if image is None or params["digest"] not in registry_digests(image, params["image"]):
+        raise EngineError("the engine has no image %s after pulling it" % reference)
+    return image
+
+
+def replace_container(engine: Engine, params: dict, wanted: dict) -> None:
+    """Create the new container beside the old one, then swap them; when the new one cannot
+    start, the old one is renamed back and started again, and the error says so."""
+    name = params["container_name"]
+    next_name, replaced_name = name + NEXT, name + REPLACED
+    engine.remove(next_name)
+    engine.remove(replaced_name)
+    engine.create_container(next_name, wanted)  # fails with the old container untouched
+    old = engine.inspect_container(name)
+    if old is not None:
+        engine.stop(name, params["stop_timeout"])
+        engine.rename(name, replaced_name)
+    engine.rename(next_name, name)
+    try:
+        engine.start(name)
+    except EngineError as error:
+        raise StepFailed("container", "could not pull or start %s from %s: %s; %s"
+                         % (name, image_reference(params), error, restore_old(engine, name, old is not None))) from None
+    if old is not None:
+        engine.remove(replaced_name)
+
+
+def restore_old(engine: Engine, name: str, had_old: bool) -> str:
+    """Put the old container back after the new one failed to start; say what runs now."""
+    try:
+        engine.remove(name)
+        if not had_old:
+            return "the container does not exist now"
+        engine.rename(name + REPLACED, name)
+        engine.start(name)
+    except EngineError as error:
+        return "the old container could not be put back (%s); what runs now is unknown" % error
+    return serving(engine, name).replace("the container was not changed: the old container keeps",
+                                         "the old container was started again and keeps")
+
+
+def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
+    """The deploy steps in order; each raises StepFailed naming its stage."""
+    check_inputs(params)
+    if params["lock_path"]:
+        refused = refusal(params["lock_path"], params["lock_id"], time.time())
+        if refused:
+            raise StepFailed("lock", "%s is %s" % (os.uname()[1], refused), lock_held=True)
+    engine = Engine(params["docker_socket"], params["api_timeout"])
+    try:
+        engine.version()
+    except EngineError as error:
+        raise StepFailed("engine", "cannot run the deploy: %s" % error, not_ready=True) from None
+    try:
+        prepared = prepare(params, now(), module.check_mode)
+    except RecordError as error:
+        raise StepFailed("record", str(error)) from None
+    result.update(record=prepared["record"], moved=prepared["moved"], changed=prepared["changed"])
+    wanted = wanted_config(params)
+    stage = "pull"
+    try:
+        image = ensure_image(engine, params) if not module.check_mode else engine.inspect_image(image_reference(params))
+        stage = "container"
+        container = engine.inspect_container(params["container_name"])
+        current = is_current(container, wanted, image)
+        running = bool(((container or {}).get("State") or {}).get("Running"))
+        # Only what the steps below need stays: the inspect data holds secrets.
+        container = image = None
+        if not current:
+            if not module.check_mode:
+                replace_container(engine, params, wanted)
+            result["container_changed"] = True
+        elif not running:
+            if not module.check_mode:
+                engine.start(params["container_name"])
+            result["container_changed"] = True
+    except EngineError as error:
+        raise StepFailed(stage, "could not pull or start %s from %s: %s; %s"
+                         % (params["container_name"], image_reference(params), error,
+                            serving(engine, params["container_name"]))) from None
+    result["changed"] = result["changed"] or result["container_changed"]
+    if module.check_mode and result["container_changed"]:
+        result.update(healthy=True, last_status="not probed in check mode", stage="done")
+        return
+    wait(module, params, result)
+
+
+def wait(module: AnsibleModule, params: dict, result: dict) -> None:
+    """One slice of the health wait; mark the release verified once healthy."""
+    probed = probe_slice(probe_params(params), time.monotonic())
+    result.update(probed)
+    if probed["fatal"]:
+        raise StepFailed("health", probed["msg"], **probed)
+    if probed["healthy"]:
+        try:
+            verified = verify(params, now(), module.check_mode)
+        except RecordError as error:
+            raise StepFailed("record", str(error)) from None
+        result["record"] = verified["record"]
+        result["changed"] = result["changed"] or verified["changed"]
+    result["stage"] = "done"
+
+
+def probe_params(params: dict) -> dict:
+    keys = ("base_url", "health_path", "version_path", "timeout", "slice", "interval", "request_timeout",
+            "required_successes", "mismatch_limit", "docker_socket", "container_name")
+    probe = {key: params[key] for key in keys}
+    probe.update(expected_version=params["version"] or "", expected_digest=params["digest"] or "")
+    return probe
+
+
+def discard_release(module: AnsibleModule, params: dict, result: dict) -> None:
+    """Remove the container of a failed first release and record that release as bad."""
+    engine = Engine(params["docker_socket"], params["api_timeout"])
+    try:
+        if not module.check_mode:
+            for name in (params["container_name"], params["container_name"] + NEXT):
+                result["container_changed"] = engine.remove(name) or result["container_changed"]
+        else:
+            result["container_changed"] = engine.inspect_container(params["container_name"]) is not None
+    except EngineError as error:
+        raise StepFailed("container", "could not remove %s: %s" % (params["container_name"], error)) from None
+    try:
+        discarded = discard(params, now(), module.check_mode)
+    except RecordError as error:
+        raise StepFailed("record", str(error)) from None
+    result.update(record=discarded["record"], changed=discarded["changed"] or result["container_changed"], stage="done")
+
+
+def inspect(params: dict, result: dict) -> None:
+    """What runs on the host, for status.yml; reads only."""
+    name = params["container_name"]
+    result["record"] = read_record(os.path.join(params["state_dir"], RECORD_FILE))
+    engine = Engine(params["docker_socket"], params["api_timeout"])
+    try:
+        container = engine.inspect_container(name)
+        running = {"container": name, "exists": container is not None, "state": "missing", "restart_count": 0,
+                   "version": None, "digest": None}
+        if container is not None:
+            config = container.get("Config") or {}
+            repository = str(config.get("Image") or "").split("@")[0]
+            digests = registry_digests(engine.inspect_image(str(container.get("Image") or "")), repository)
+            running.update(state=(container.get("State") or {}).get("Status", "unknown"),
+                           restart_count=int(container.get("RestartCount") or 0),
+                           version=(config.get("Labels") or {}).get("coordinator.version"),
+                           digest=digests[0] if digests else None)
+        container = None  # its Config.Env holds secrets
+    except EngineError as error:
+        raise StepFailed("engine", "cannot read container %s: %s" % (name, error)) from None
+    result.update(running=running, stage="done")
+
+
+def now() -> str:
+    return timestamp(datetime.datetime.now(datetime.timezone.utc))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "choices": ["deploy", "wait", "inspect", "discard"], "default": "deploy"},
+            "state_dir": {"type": "path", "required": True},
+            "container_name": {"type": "str", "required": True},
+            "image": {"type": "str"},
+            "digest": {"type": "str"},
+            "version": {"type": "str"},
+            "release_id": {"type": "str", "default": "manual"},
+            "deployed_by": {"type": "str", "default": "unknown"},
+            "replaces_bad": {"type": "bool", "default": False},
+            "bad_reason": {"type": "str", "default": ""},
+            "env_file": {"type": "path"},
+            "env_content": {"type": "str", "default": "", "no_log": True},
+            "published_port": {"type": "int"},
+            "container_port": {"type": "int", "default": 8080},
+            "bind_address": {"type": "str", "default": "127.0.0.1"},
+            "restart_policy": {"type": "str", "default": "unless-stopped"},
+            "stop_timeout": {"type": "int", "default": 10},
+            "init": {"type": "bool", "default": True},
+            "labels": {"type": "dict", "default": {}},
+            "registry_username": {"type": "str", "default": ""},
+            "registry_password": {"type": "str", "default": "", "no_log": True},
+            "registry_url": {"type": "str", "default": ""},
+            "docker_socket": {"type": "path", "default": "/var/run/docker.sock"},
+            "api_timeout": {"type": "float", "default": 120.0},
+            "lock_path": {"type": "path", "default": ""},
+            "lock_id": {"type": "str", "default": ""},
+            "base_url": {"type": "str"},
+            "health_path": {"type": "str", "default": "/health"},
+            "version_path": {"type": "str", "default": "/version"},
+            "timeout": {"type": "float", "default": 300.0},
+            "slice": {"type": "float", "default": 5.0},
+            "interval": {"type": "float", "default": 0.5},
+            "request_timeout": {"type": "float", "default": 5.0},
+            "required_successes": {"type": "int", "default": 3},
+            "mismatch_limit": {"type": "int", "default": 5},
+        },
+        required_if=[
+            ("action", "deploy", ("image", "digest", "version", "env_file", "published_port", "base_url")),
+            ("action", "wait", ("digest", "version", "base_url")),
+            ("action", "discard", ("digest",)),
+        ],
+        supports_check_mode=True,
+    )
+    params = module.params
+    result: dict = {"changed": False, "moved": False, "container_changed": False, "healthy": False, "fatal": False,
+                    "timeout": params["timeout"], "stage": "started"}
+    try:
+        if params["action"] == "deploy":
+            deploy(module, params, result)
+        elif params["action"] == "inspect":
+            inspect(params, result)
+        elif params["action"] == "wait":
+            result["record"] = read_record(os.path.join(params["state_dir"], RECORD_FILE))
+            wait(module, params, result)
+        else:
+            discard_release(module, params, result)
+    except StepFailed as failure:
+        result.update(failure.extra)
+        result.update(healthy=False, fatal=True, stage=failure.stage)
+        result.pop("msg", None)
+        module.fail_json(msg=str(failure), **result)
+    except RecordError as error:
+        module.fail_json(msg=str(error), **{**result, "fatal": True, "stage": "record"})
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+../../docker_release/module_utils/docker_engine.py

@@ -1,0 +1,1 @@
+../../docker_release/module_utils/release_probe.py
