@@ -117,7 +117,10 @@ def deploy_once(approach: str, target: Target, digest: str, version: str,
         return
     with tempfile.TemporaryDirectory(prefix="bcp-", dir="/tmp") as control_dir:  # short: socket paths ≤ 108
         if approach == "peer":
-            result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides,
+            # community.docker imports `requests` on the host: the peer runs the venv's Python
+            # there (the same interpreter as the system's, plus the library); ours needs none.
+            result = playbook("deploy.yml", target.inventory,
+                              deploy_vars(digest, version) | target.overrides | {"ansible_python_interpreter": sys.executable},
                               peer=True, control_dir=Path(control_dir), extra_env=extra_env)
         else:
             result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version, lock=True) | target.overrides,

@@ -85,9 +85,10 @@ def _hosts_per_task(document: dict[str, Any]) -> dict[str, list[str]]:
     return ran
 
 
-def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | None = None) -> PlaybookRun:
-    """Run ``ansible-playbook -i inventory playbooks/<playbook>`` from the repo root."""
-    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), f"playbooks/{playbook}"]
+def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | None = None,
+                 options: tuple[str, ...] = ()) -> PlaybookRun:
+    """Run ``ansible-playbook -i inventory playbooks/<playbook> [options]`` from the repo root."""
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), f"playbooks/{playbook}", *options]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     result = subprocess.run(

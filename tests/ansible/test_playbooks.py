@@ -117,6 +117,20 @@ def test_redeploying_the_same_digest_changes_nothing(deployed_scenario: Scenario
     assert again.stats["web"]["changed"] == 0
 
 
+def test_deploy_in_check_mode_reports_the_change_and_changes_nothing(deployed_scenario: Scenario, images: Images) -> None:
+    inventory = deployed_scenario.inventory
+    record_before = inventory.record("web")
+    container_before = docker_inspect(inventory.container("web"))["Id"]
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["2.0.0"]), options=("--check",))
+
+    assert not run.failed, str(run)
+    assert run.stats["web"]["changed"] > 0  # it would replace the container
+    assert docker_inspect(inventory.container("web"))["Id"] == container_before
+    assert running_digest(inventory.container("web")) == images.sample["1.0.0"].digest
+    assert inventory.record("web") == record_before
+
+
 def test_deploy_of_an_exiting_image_fails_early(exiting_scenario: Scenario) -> None:
     run = exiting_scenario.runs["deploy"]
     assert run.failed

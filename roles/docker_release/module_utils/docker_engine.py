@@ -85,16 +85,14 @@ class Engine:
 
     def inspect_container(self, name: str) -> dict | None:
         """Inspect data (with secrets: never return it whole), or None when there is no such container."""
-        status, data = self.request("GET", "/containers/%s/json" % _quote(name))
-        if status == 404:
-            return None
-        if status != 200:
-            raise EngineError(_message(data, status), status)
-        return json.loads(data)
+        return self._inspect("/containers/%s/json" % _quote(name))
 
     def inspect_image(self, reference: str) -> dict | None:
         """Inspect data of an image by id or reference, or None when the engine lacks it."""
-        status, data = self.request("GET", "/images/%s/json" % _quote(reference))
+        return self._inspect("/images/%s/json" % _quote(reference))
+
+    def _inspect(self, path: str) -> dict | None:
+        status, data = self.request("GET", path)
         if status == 404:
             return None
         if status != 200:
