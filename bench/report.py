@@ -75,7 +75,11 @@ def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
                   f"{found['controller_tasks']} controller-side in {found['controller_task_seconds']:.2f} s, "
                   f"{found['host_module_calls']} host module calls in {found['host_module_seconds']:.2f} s "
                   f"(playbook {found['playbook_seconds']:.2f} s)"]
-        lines += [f"  {task['seconds'] or 0.0:>6.2f} s  {task['action']:<24} {task['task']}" for task in found["host_tasks"]]
+        for task in found["host_tasks"]:
+            lines.append(f"  {task['seconds'] or 0.0:>6.2f} s  {task['action']:<24} {task['task']}")
+            if task.get("step_seconds"):  # release_host's own account of the call, on the host
+                lines.append("            on the host: " + ", ".join(f"{step} {seconds:.2f} s"
+                                                                   for step, seconds in task["step_seconds"].items()))
     goal_rows = _goal_rows(figures, goals)
     if goal_rows:
         lines += ["", f"{'figure':<30} {'goal (issue 14)':<50} {'value':>8} {'goal':>8}  verdict", *goal_rows]

@@ -193,7 +193,8 @@ def _census_summary(data: dict[str, Any]) -> dict[str, Any]:
         "controller_tasks": len(side("controller")), "host_module_calls": len(side("host")),
         "controller_task_seconds": sum(task["seconds"] or 0.0 for task in side("controller")),
         "host_module_seconds": sum(task["seconds"] or 0.0 for task in side("host")),
-        "host_tasks": [{"task": task["task"], "action": task["action"], "seconds": task["seconds"]}
+        "host_tasks": [{"task": task["task"], "action": task["action"], "seconds": task["seconds"],
+                        **({"step_seconds": task["step_seconds"]} if "step_seconds" in task else {})}
                        for task in side("host")],
     }
 

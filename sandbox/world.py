@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sandbox import docker_engine, gitrepo, registry, sshd, standin
+from sandbox import docker_engine, gitrepo, ports, registry, sshd, standin
 from sandbox.errors import SandboxError
 from sandbox.procs import Started, is_running, stop
 
@@ -206,6 +206,7 @@ def up(directory: Path = DEFAULT_DIR, report: Callable[[str], None] = lambda lin
     _claim(world)
     world.dir.mkdir(parents=True, exist_ok=True)
     world.save()
+    ports.reserve(world.dir, report)
     _up_engine(world, report)
     _up_registry(world, report)
     _up_sshd(world, report)
@@ -314,6 +315,7 @@ def down(directory: Path = DEFAULT_DIR, report: Callable[[str], None] = lambda l
     if proc is not None:
         report(f"dockerd: {'stopped' if stop(proc, timeout_s=30.0) else 'was not running'} (pid {proc.pid})")
     world.save()
+    ports.release(world.dir, report)
     _unclaim(world)
 
 

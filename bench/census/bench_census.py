@@ -41,11 +41,15 @@ class CallbackModule(CallbackBase):
         host, task = result._host.get_name(), result._task
         started = self._started.pop((host, task._uuid), None)
         action = str(getattr(task, "resolved_action", None) or task.action).rsplit(".", 1)[-1]
-        self._tasks.setdefault(host, []).append({
+        entry = {
             "task": task.get_name(), "action": action, "status": status,
             "where": "controller" if action in CONTROLLER_ONLY else "host",
             "seconds": None if started is None else time.perf_counter() - started,
-        })
+        }
+        steps = (getattr(result, "_result", None) or {}).get("step_seconds")
+        if isinstance(steps, dict):  # release_host says where its call's time went on the host
+            entry["step_seconds"] = steps
+        self._tasks.setdefault(host, []).append(entry)
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._ended(result, "ok")

@@ -266,6 +266,10 @@ elapsed:
   description: Seconds this call spent polling.
   type: float
   returned: when probed
+step_seconds:
+  description: Seconds each step took in this call (checks, record, pull, container, health, verified).
+  type: dict
+  returned: always
 timeout:
   description: O(timeout), echoed for progress displays.
   type: float
@@ -288,6 +292,19 @@ class StepFailed(Exception):
         super().__init__(message)
         self.stage = stage
         self.extra = extra
+
+
+class StepClock:
+    """Seconds per step of one call, returned as ``step_seconds`` (the bench reads where a call's time goes)."""
+
+    def __init__(self, result: dict) -> None:
+        self.seconds = result.setdefault("step_seconds", {})
+        self.mark = time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + now - self.mark, 3)
+        self.mark = now
 
 
 def check_inputs(params: dict) -> None:
@@ -361,7 +378,7 @@ def is_current(container: dict | None, wanted: dict, image: dict | None) -> bool
     return actual == expected
 
 
-def serving(engine: Engine, name: str) -> str:
+def serving(engine: Engine, name: str, digest: str = "") -> str:
     """What the container ``name`` runs now, in words, for a failure message."""
     try:
         container = engine.inspect_container(name)
@@ -370,9 +387,11 @@ def serving(engine: Engine, name: str) -> str:
     if container is None:
         return "the container does not exist now"
     labels = (container.get("Config") or {}).get("Labels") or {}
-    running = (container.get("State") or {}).get("Running")
+    state = (container.get("State") or {}).get("Status", "unknown")
+    if digest and labels.get("coordinator.digest") == digest:
+        return "the container now runs the new image (%s)" % state
     return "the container was not changed: the old container keeps serving %s%s" % (
-        labels.get("coordinator.version") or "its release", "" if running else " (it is not running)")
+        labels.get("coordinator.version") or "its release", "" if state == "running" else " (it is %s)" % state)
 
 
 def ensure_image(engine: Engine, params: dict) -> dict:
@@ -396,6 +415,8 @@ def replace_container(engine: Engine, params: dict, wanted: dict) -> None:
     start, the old one is renamed back and started again, and the error says so."""
     name = params["container_name"]
     next_name, replaced_name = name + NEXT, name + REPLACED
+    if engine.inspect_container(name) is None and engine.inspect_container(replaced_name) is not None:
+        engine.rename(replaced_name, name)  # a replacement cut short between its renames: keep the old one
     engine.remove(next_name)
     engine.remove(replaced_name)
     engine.create_container(next_name, wanted)  # fails with the old container untouched
@@ -429,6 +450,7 @@ def restore_old(engine: Engine, name: str, had_old: bool) -> str:
 
 def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
     """The deploy steps in order; each raises StepFailed naming its stage."""
+    clock = StepClock(result)
     check_inputs(params)
     if params["lock_path"]:
         refused = refusal(params["lock_path"], params["lock_id"], time.time())
@@ -439,15 +461,18 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
         engine.version()
     except EngineError as error:
         raise StepFailed("engine", "cannot run the deploy: %s" % error, not_ready=True) from None
+    clock.lap("checks")
     try:
         prepared = prepare(params, now(), module.check_mode)
     except RecordError as error:
         raise StepFailed("record", str(error)) from None
     result.update(record=prepared["record"], moved=prepared["moved"], changed=prepared["changed"])
+    clock.lap("record")
     wanted = wanted_config(params)
     stage = "pull"
     try:
         image = ensure_image(engine, params) if not module.check_mode else engine.inspect_image(image_reference(params))
+        clock.lap("pull")
         stage = "container"
         container = engine.inspect_container(params["container_name"])
         current = is_current(container, wanted, image)
@@ -465,7 +490,8 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
     except EngineError as error:
         raise StepFailed(stage, "could not pull or start %s from %s: %s; %s"
                          % (params["container_name"], image_reference(params), error,
-                            serving(engine, params["container_name"]))) from None
+                            serving(engine, params["container_name"], params["digest"]))) from None
+    clock.lap("container")
     result["changed"] = result["changed"] or result["container_changed"]
     if module.check_mode and result["container_changed"]:
         result.update(healthy=True, last_status="not probed in check mode", stage="done")
@@ -475,8 +501,10 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
 
 def wait(module: AnsibleModule, params: dict, result: dict) -> None:
     """One slice of the health wait; mark the release verified once healthy."""
+    clock = StepClock(result)
     probed = probe_slice(probe_params(params), time.monotonic())
     result.update(probed)
+    clock.lap("health")
     if probed["fatal"]:
         raise StepFailed("health", probed["msg"], **probed)
     if probed["healthy"]:
@@ -486,6 +514,7 @@ def wait(module: AnsibleModule, params: dict, result: dict) -> None:
             raise StepFailed("record", str(error)) from None
         result["record"] = verified["record"]
         result["changed"] = result["changed"] or verified["changed"]
+        clock.lap("verified")
     result["stage"] = "done"
 
 
