@@ -410,18 +410,19 @@ def ensure_image(engine: Engine, params: dict) -> dict:
     return image
 
 
-def replace_container(engine: Engine, params: dict, wanted: dict) -> None:
+def replace_container(engine: Engine, params: dict, wanted: dict, had_old: bool) -> None:
     """Create the new container beside the old one, then swap them; when the new one cannot
-    start, the old one is renamed back and started again, and the error says so."""
+    start, the old one is renamed back and started again, and the error says so.
+    ``had_old``: whether the caller's inspection found a container under the name."""
     name = params["container_name"]
     next_name, replaced_name = name + NEXT, name + REPLACED
-    if engine.inspect_container(name) is None and engine.inspect_container(replaced_name) is not None:
+    if not had_old and engine.inspect_container(replaced_name) is not None:
         engine.rename(replaced_name, name)  # a replacement cut short between its renames: keep the old one
+        had_old = True
     engine.remove(next_name)
     engine.remove(replaced_name)
     engine.create_container(next_name, wanted)  # fails with the old container untouched
-    old = engine.inspect_container(name)
-    if old is not None:
+    if had_old:
         engine.stop(name, params["stop_timeout"])
         engine.rename(name, replaced_name)
     engine.rename(next_name, name)
@@ -429,8 +430,8 @@ def replace_container(engine: Engine, params: dict, wanted: dict) -> None:
         engine.start(name)
     except EngineError as error:
         raise StepFailed("container", "could not pull or start %s from %s: %s; %s"
-                         % (name, image_reference(params), error, restore_old(engine, name, old is not None))) from None
-    if old is not None:
+                         % (name, image_reference(params), error, restore_old(engine, name, had_old))) from None
+    if had_old:
         engine.remove(replaced_name)
 
 
@@ -476,12 +477,13 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
         stage = "container"
         container = engine.inspect_container(params["container_name"])
         current = is_current(container, wanted, image)
+        exists = container is not None
         running = bool(((container or {}).get("State") or {}).get("Running"))
         # Only what the steps below need stays: the inspect data holds secrets.
         container = image = None
         if not current:
             if not module.check_mode:
-                replace_container(engine, params, wanted)
+                replace_container(engine, params, wanted, exists)
             result["container_changed"] = True
         elif not running:
             if not module.check_mode:
