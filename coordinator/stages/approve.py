@@ -12,7 +12,7 @@ from collections.abc import Callable
 from coordinator.config import IdentityMode
 from coordinator.context import Context
 from coordinator.errors import AwaitingApproval, GateRefused, IdentityRefused
-from coordinator.identity import Identity, check_may_approve, verify_identity
+from coordinator.identity import Identity, check_may_approve, same_identity, verify_identity
 from coordinator.release import Approval, Release, ReleaseStatus, utcnow
 
 
@@ -61,9 +61,10 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
         raise GateRefused(f"{release.tag} has not passed {ctx.config.promote_from} yet: run `coordinator resume` first")
     check_may_approve(ctx, identity)
     releaser = release.releaser or release.operator
-    if ctx.config.approvals.forbid_self_approval and identity.name == releaser:
+    if ctx.config.approvals.forbid_self_approval and same_identity(identity.name, releaser):
         raise refused(f"{identity.describe()} started this release and self-approval is forbidden: ask another approver")
-    if any(a.operator == identity.name and a.matches(release) for a in release.approvals):
+    if any(same_identity(a.operator, identity.name) and a.verified_by == identity.verified_by and a.matches(release)
+           for a in release.approvals):
         raise refused(f"{identity.describe()} has already approved {release.tag} at {release.build.digest}: "
                       "one identity counts once")
     approval = Approval(operator=identity.name, confirmed_at=utcnow(), tag=release.tag, commit_sha=release.commit_sha or "",
@@ -90,12 +91,22 @@ def counted_approvals(ctx: Context, release: Release) -> list[Approval]:
     return valid
 
 
+def approvals_required(ctx: Context) -> int:
+    """The config's number, or the database's gate policy when that asks for more (the owner's word wins)."""
+    from coordinator.state.postgres import PostgresStore
+
+    required = ctx.config.approvals.required
+    if isinstance(ctx.store, PostgresStore):
+        required = max(required, ctx.store.policy().required)
+    return required
+
+
 def approvals_missing(ctx: Context, release: Release) -> int:
     valid = counted_approvals(ctx, release)
     expiry = ctx.config.approvals.expires_after_s
     if expiry is not None:
         valid = [a for a in valid if (utcnow() - a.confirmed_at).total_seconds() <= expiry]
-    return max(0, ctx.config.approvals.required - len({a.operator for a in valid}))
+    return max(0, approvals_required(ctx) - len({a.operator.casefold() for a in valid}))
 
 
 def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
