@@ -84,10 +84,16 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
 
 def counted_approvals(ctx: Context, release: Release) -> list[Approval]:
     """Approvals that count at the gate: matching the artifact and, in team mode, verified the configured way."""
+    from coordinator.state.gate_sql import allowed_now
+    from coordinator.state.postgres import PostgresStore
+
     valid = release.valid_approvals()
     mode = ctx.config.approvals.identity
     if mode is not IdentityMode.LOCAL:
         valid = [a for a in valid if a.verified_by == mode.value]
+    if isinstance(ctx.store, PostgresStore) and valid:
+        allowed = allowed_now(ctx.store.db, [a.operator for a in valid])
+        valid = [a for a in valid if a.operator in allowed]
     return valid
 
 

@@ -75,6 +75,19 @@ def update_policy(db: "Database", *, approvers: str | None, bots: str | None, re
                                 "policy (the one that ran `state init`)") from None
 
 
+def allowed_now(db: "Database", names: list[str]) -> set[str]:
+    """Which of `names` the gate policy lets approve *now* (not a bot; a listed login or a member of a listed
+    group role): re-checked at the gate, so someone removed from the approvers since approving no longer counts."""
+    rows = db.execute(
+        f"""SELECT n FROM unnest(%s::text[]) AS n, {SCHEMA}.gate_policy p
+            WHERE NOT lower(n) = ANY (p.bots)
+              AND (cardinality(p.approvers) = 0 OR lower(n) = ANY (p.approvers) OR EXISTS (
+                   SELECT 1 FROM pg_roles u, pg_roles g
+                   WHERE u.rolname = lower(n) AND g.rolname = ANY (p.approvers) AND pg_has_role(u.oid, g.oid, 'MEMBER')))""",
+        (names,)).fetchall()
+    return {str(row[0]) for row in rows}
+
+
 def session_login(db: "Database") -> str:
     """The login of this session; refused (exit 18) if the session switched role, as the database would."""
     row = db.execute("SELECT session_user, current_user, current_setting('role')").fetchone()
