@@ -430,7 +430,7 @@ def _migrate(state: State, *, init: bool) -> None:
         ctx.out.success(f"{db.where()}: schema already at version {after}")
     else:
         ctx.out.success(f"{db.where()}: schema version {before} → {after}; role {ctx.config.state.app_role} may "
-                        "read and append, never change or delete")
+                        "read, and write only through the database's checked functions")
 
 
 @state_group.command("import")

@@ -200,6 +200,17 @@ def test_an_approval_of_another_artifact_is_refused(team_db: TeamDatabase) -> No
     assert_state(excinfo, RECORD_STATE)
 
 
+def test_one_login_approving_under_both_identity_modes_is_still_one_vote(team_db: TeamDatabase, machines: Any) -> None:
+    with raw(team_db, "alice") as conn:
+        approve_sql(conn, "alice", verified_by="database")
+        approve_sql(conn, "Alice", verified_by="forge")  # a team switching modes mid-release is not locked out
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            approve_sql(conn, "ALICE", verified_by="forge")
+    assert approvals_in_db(team_db) == [("alice", "database"), ("alice", "forge")]
+    gate_is_closed(machines("carol", team_db.dsn("bob"), approvals=APPROVALS), missing=1)
+    gate_is_closed(machines("dave", team_db.dsn("bob"), approvals={**APPROVALS, "identity": "forge"}), missing=1)
+
+
 def test_the_approval_time_is_the_servers(team_db: TeamDatabase) -> None:
     store = PostgresStore(team_db.connect("alice"), "shop")
     forged = Approval(operator="alice", confirmed_at=datetime.now(UTC) + timedelta(days=365), tag="v1.0.0",

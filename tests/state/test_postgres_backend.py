@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from coordinator.audit import AuditEvent, AuditLog, canonical_json
-from coordinator.errors import ExitCode, IdentityRefused, LockHeld, StateBackendError
+from coordinator.errors import ExitCode, GateRefused, IdentityRefused, LockHeld, StateBackendError
 from coordinator.release import Approval, BuildInfo, Release
 from coordinator.state.pg_audit import PostgresAudit
 from coordinator.state.postgres import PostgresStore
@@ -167,6 +167,17 @@ def test_one_identity_counts_once_even_from_a_modified_client(team_db: TeamDatab
         store.add_approval(release(), approval("alice"))
     loaded = store.load("shop-1.0.0")
     assert loaded is not None and [(a.operator, a.verified_by) for a in loaded.approvals] == [("alice", "database")]
+
+
+def test_an_honest_client_reports_a_changed_artifact_as_the_database_refuses_it(team_db: TeamDatabase) -> None:
+    store = PostgresStore(team_db.connect("ci_bot"), "shop")
+    store.save(release())
+    with pytest.raises(StateBackendError, match="its artifact and releaser are written once") as saved:
+        store.save(release(digest="sha256:" + "b" * 64))
+    assert saved.value.exit_code == ExitCode.STATE_BACKEND
+    with pytest.raises(GateRefused, match="but the release's artifact is v1.0.0 at sha256:aaa") as approved:
+        PostgresStore(team_db.connect("alice"), "shop").add_approval(release(), approval("alice", digest="sha256:" + "b" * 64))
+    assert approved.value.exit_code == ExitCode.GATE_REFUSED
 
 
 # -- the shared chain -----------------------------------------------------------------
