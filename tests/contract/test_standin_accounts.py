@@ -7,15 +7,18 @@ then driven against the same stand-in.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from coordinator.errors import ExitCode
 from coordinator.forge import GiteaClient
 from tests.contract.schema import SwaggerContract
 from tests.contract.test_standin_contract import (  # noqa: F401  (fixtures)
     TOKEN, Forge, checked_client, contract, forge, template_origin)
+from tests.pg import machine_factory
 
 ALICE = "sandbox-token-alice-0001"
 BOB = "sandbox-token-bob-0002"
@@ -89,3 +92,18 @@ def test_client_reads_identity_and_membership_from_the_standin(people: Forge) ->
         assert alice.is_team_member(team_id, "alice") and not alice.is_team_member(team_id, "bob")
         assert alice.team_id("acme", "no-such-team") is None
         assert alice.team_id("nobody", "release-managers") is None
+
+
+def test_approve_with_a_token_the_forge_refuses_exits_18_naming_the_token_variable(people: Forge,
+                                                                                    tmp_path: Path) -> None:
+    config = {"forge": {"url": people.base_url, "repo": "acme/sample"}, "approvals": {"identity": "forge"},
+              "state": {"backend": "local"}}
+    laptop = machine_factory(tmp_path)("laptop", None, **config)
+    result = laptop.run("approve", "1.0.0", env={"COORDINATOR_FORGE_TOKEN": "sandbox-token-revoked"})
+    assert result.returncode == ExitCode.IDENTITY_REFUSED == 18, result.stdout + result.stderr
+    assert "forge refused the token from environment variable COORDINATOR_FORGE_TOKEN (HTTP 401 on GET /api/v1/user)" \
+        in result.stderr
+    assert "under approvals.identity forge each person runs with their own token" in result.stderr
+    assert "sandbox-token-revoked" not in result.stdout + result.stderr
+    works = laptop.run("approve", "1.0.0", env={"COORDINATOR_FORGE_TOKEN": ALICE})
+    assert works.returncode == ExitCode.USAGE and "no release 1.0.0" in works.stderr  # identity passed; nothing to approve
