@@ -8,6 +8,7 @@ stops with the documented "awaiting approval" exit code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from coordinator.config import IdentityMode
 from coordinator.context import Context
@@ -71,6 +72,10 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
                         run_id=release.build.run_id, digest=release.build.digest, smoke=release.smoke_result or "",
                         reason=reason, verified_by=identity.verified_by,
                         label=ctx.operator if ctx.operator != identity.name else None)
+    if identity.verified_by == "forge":  # the evidence that counts; the record below is bookkeeping
+        from coordinator.forge.approvals import post_approval
+
+        post_approval(ctx, release)
     ctx.store.add_approval(release, approval)
     release.approvals.append(approval)
     ctx.audit.append(AuditEvent.APPROVAL_RECORDED, operator=identity.name, release_id=release.id, version=release.version,
@@ -107,18 +112,33 @@ def approvals_required(ctx: Context) -> int:
     return required
 
 
-def approvals_missing(ctx: Context, release: Release) -> int:
-    valid = counted_approvals(ctx, release)
+def approvers_counted(ctx: Context, release: Release) -> list[str]:
+    """Who the gate counts, once each: under `identity: forge` the approval comments re-verified on the forge
+    now (records count for nothing there), otherwise the records; expired approvals left out."""
     expiry = ctx.config.approvals.expires_after_s
-    if expiry is not None:
-        valid = [a for a in valid if (utcnow() - a.confirmed_at).total_seconds() <= expiry]
-    return max(0, approvals_required(ctx) - len({a.operator.casefold() for a in valid}))
+
+    def fresh(at: datetime) -> bool:
+        return expiry is None or (utcnow() - at).total_seconds() <= expiry
+
+    if ctx.config.approvals.identity is IdentityMode.FORGE:
+        from coordinator.forge.approvals import verified_approvals
+
+        return [a.login for a in verified_approvals(ctx, release) if fresh(a.confirmed_at)]
+    names: dict[str, str] = {}
+    for approval in counted_approvals(ctx, release):
+        if fresh(approval.confirmed_at):
+            names.setdefault(approval.operator.casefold(), approval.operator)
+    return list(names.values())
+
+
+def approvals_missing(ctx: Context, release: Release) -> int:
+    return max(0, approvals_required(ctx) - len(approvers_counted(ctx, release)))
 
 
 def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
     missing = approvals_missing(ctx, release)
     if missing == 0:
-        ctx.out.info(f"approved by {', '.join(a.operator for a in counted_approvals(ctx, release))}")
+        ctx.out.info(f"approved by {', '.join(approvers_counted(ctx, release))}")
         return
     summary = gate_summary(ctx, release)
     ctx.out.line(summary)
@@ -129,7 +149,13 @@ def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bo
         if approvals_missing(ctx, release) == 0:
             return
     release.status = ReleaseStatus.AWAITING_APPROVAL
+    where = ""
+    if ctx.config.approvals.identity is IdentityMode.FORGE:
+        from coordinator.forge.approvals import approval_words, ensure_approval_issue
+
+        issue = ensure_approval_issue(ctx, release)
+        where = f" (or comment `{approval_words(release)}` on {issue.html_url or f'issue #{issue.number}'})"
     raise AwaitingApproval(
         f"{release.tag} awaits {missing} approval(s) for {ctx.config.promote_to}: "
-        f"run `coordinator approve {release.version}` then `coordinator resume`"
+        f"run `coordinator approve {release.version}`{where} then `coordinator resume`"
     )
