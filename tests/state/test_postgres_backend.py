@@ -346,3 +346,28 @@ def test_metrics_and_audit_show_read_the_shared_chain_from_any_machine(team_db: 
     assert '"production"' in metrics.stdout
     shown = laptop.run("audit", "show")
     assert shown.returncode == 0 and "deploy.verified" in shown.stdout and "ci" in shown.stdout
+
+
+# -- the gate policy ------------------------------------------------------------------
+
+
+def test_the_owner_sets_the_gate_policy_and_everyone_reads_it(team_db: TeamDatabase, machine: Any) -> None:
+    owner = machine("dba", team_db.dsn(OWNER))
+    set_ = owner.run("state", "policy", "--approvers", "Alice, bob", "--bots", "ci_bot", "--required", "2",
+                     "--forbid-self-approval")
+    assert set_.returncode == 0, set_.stderr
+    expected = ("required 2; approvers alice, bob; bots ci_bot; self-approval forbidden "
+                f"(set by {OWNER})")
+    assert expected in set_.stdout
+    shown = machine("laptop", team_db.dsn("mallory")).run("state", "policy")
+    assert shown.returncode == 0 and expected in shown.stdout
+    partial = owner.run("state", "policy", "--allow-self-approval")  # the other fields stay
+    assert "required 2; approvers alice, bob; bots ci_bot; self-approval allowed" in partial.stdout
+
+
+def test_a_policy_name_that_is_no_login_is_refused_naming_it(team_db: TeamDatabase, machine: Any) -> None:
+    result = machine("dba", team_db.dsn(OWNER)).run("state", "policy", "--approvers", "alice,bob; drop table x")
+    assert result.returncode == ExitCode.USAGE
+    assert "--approvers: 'bob; drop table x' is not a login or role name" in result.stderr
+    shown = machine("laptop", team_db.dsn("bob")).run("state", "policy")
+    assert "approvers any login" in shown.stdout
