@@ -72,10 +72,11 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
                         run_id=release.build.run_id, digest=release.build.digest, smoke=release.smoke_result or "",
                         reason=reason, verified_by=identity.verified_by,
                         label=ctx.operator if ctx.operator != identity.name else None)
+    evidence: dict[str, str] = {}
     if identity.verified_by == "forge":  # the evidence that counts; the record below is bookkeeping
         from coordinator.forge.approvals import post_approval
 
-        post_approval(ctx, release)
+        evidence["evidence"] = post_approval(ctx, release).html_url
     ctx.store.add_approval(release, approval)
     release.approvals.append(approval)
     ctx.audit.append(AuditEvent.APPROVAL_RECORDED, operator=identity.name, release_id=release.id, version=release.version,
@@ -83,7 +84,7 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
                      data={"confirmed_at": approval.confirmed_at.isoformat(), "tag": approval.tag,
                            "commit": approval.commit_sha, "run_id": approval.run_id, "digest": approval.digest,
                            "smoke": approval.smoke, "identity_verified_by": identity.verified_by,
-                           "operator_label": ctx.operator})
+                           "operator_label": ctx.operator, **evidence})
     return approval
 
 

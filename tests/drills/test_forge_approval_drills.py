@@ -131,6 +131,10 @@ def test_a_cli_approval_and_a_web_comment_each_count_once(gate: Gate) -> None:
         authors = [c["user"]["login"] for c in client.get(f"/issues/{gate.issue()}/comments").json()]
     assert authors == ["alice", "bob", "bob"]
     assert gate.machine("bob").run("audit", "verify").returncode == 0
+    shown = json.loads(gate.machine("bob").run("audit", "show", "--json").stdout)
+    recorded = next(e for e in shown if e["event"] == "approval.recorded")
+    assert recorded["operator"] == recorded["writer"] == "alice"
+    assert f"/issues/{gate.issue()}#issuecomment-" in recorded["data"]["evidence"]
 
 
 def test_a_database_row_without_a_comment_counts_for_nothing(gate: Gate) -> None:
