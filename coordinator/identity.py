@@ -4,7 +4,8 @@
 - `local`: the `--operator` label or login name. Unauthenticated: anyone can type any
   name, which is why config refuses `required > 1` and `forbid_self_approval` with it;
 - `forge`: the login owning the forge token the person runs with (`GET /user`); the
-  token is theirs, so the forge vouches for the name;
+  token is theirs, so the forge vouches for the name. What counts at the gate is the
+  approval comment the forge attributes to them (`coordinator.forge.approvals`);
 - `database`: the login of the database session (`session_user`); a session that switched
   role is refused, and the database's own functions store the login, whatever a client sends.
 
