@@ -189,3 +189,19 @@ def test_the_releaser_and_the_bots_of_the_owners_policy_do_not_count(gate: Gate)
     assert owner.run("state", "policy", "--bots", "carol").returncode == 0
     gate.comment("carol")
     assert gate.missing() == 3
+
+
+def test_one_person_with_one_login_and_one_token_is_one_vote_whatever_they_try(gate: Gate) -> None:
+    alice = gate.machine("alice")
+    assert alice.run("approve", "1.0.0").returncode == 0
+    again = alice.run("approve", "1.0.0", "--reason", "as bob", env={"COORDINATOR_OPERATOR": "bob"})
+    assert again.returncode == ExitCode.IDENTITY_REFUSED and "alice (forge token owner) has already approved" in again.stderr
+    gate.comment("alice")  # again, from the web page
+    with psycopg.connect(gate.db.dsn("alice"), autocommit=True) as conn:
+        conn.execute("SELECT coordinator.record_approval('shop-1.0.0', 'alice', 'database', NULL, 'v1.0.0', %s, '7',"
+                     " %s, 'passed', NULL)", ("c" * 40, DIGEST))  # a second row under the other identity mode
+        for claimed in ("bob", "carol"):
+            with pytest.raises(psycopg.Error, match=f"approval names {claimed} \\(forge\\), but the login is alice"):
+                conn.execute("SELECT coordinator.record_approval('shop-1.0.0', %s, 'forge', NULL, 'v1.0.0', %s, '7',"
+                             " %s, 'passed', NULL)", (claimed, "c" * 40, DIGEST))
+    assert gate.missing() == 2
