@@ -50,6 +50,8 @@ def one_release(open_backend: Opener, version: str) -> float:
         for stage in stages[:4]:
             store.save(record)  # intent
             record.mark_completed(stage)
+            if stage is Stage.VALIDATE:
+                record.commit_sha = "c" * 40
             if stage is Stage.BUILD:
                 record.build = BuildInfo(run_id="1", run_url="", conclusion="success", image="r/bench", digest="sha256:" + "a" * 64)
                 record.smoke_result = "passed"
@@ -62,11 +64,14 @@ def one_release(open_backend: Opener, version: str) -> float:
     with store.locked(f"approve {version}", release_id=release_id):
         loaded = store.load(release_id)
         assert loaded is not None and loaded.build is not None
-        approval = Approval(operator="alice", confirmed_at=datetime.now(UTC), tag=loaded.tag, commit_sha="",
-                            run_id="1", digest=loaded.build.digest, smoke="passed", verified_by="local")
+        login = store.database_role()  # the database records the login as the approver (schema v2)
+        approver = login or "alice"
+        approval = Approval(operator=approver, confirmed_at=datetime.now(UTC), tag=loaded.tag,
+                            commit_sha=loaded.commit_sha or "", run_id="1", digest=loaded.build.digest, smoke="passed",
+                            verified_by="database" if login else "local")
         store.add_approval(loaded, approval)
         loaded.approvals.append(approval)
-        audit.append(AuditEvent.APPROVAL_RECORDED, operator="alice", release_id=release_id, version=version)
+        audit.append(AuditEvent.APPROVAL_RECORDED, operator=approver, release_id=release_id, version=version)
         store.save(loaded)
     close()
     # process 3: resume to the end

@@ -104,6 +104,7 @@ class AuditRecord(BaseModel):
     )
     prev_hash: str | None
     hash: str
+    writer: str | None = Field(None, description="the database login that wrote it (team mode; set by the server's check)")
 
     @field_validator("ts")
     @classmethod
@@ -120,6 +121,8 @@ class AuditRecord(BaseModel):
         if body.get("recovered_torn_lines") is None:
             # Absent unless a crash was recovered, so ordinary lines stay short.
             body.pop("recovered_torn_lines", None)
+        if body.get("writer") is None:
+            body.pop("writer", None)  # local records have none: their hashes stay as they were
         return body
 
     def to_line(self) -> str:

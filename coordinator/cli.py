@@ -209,7 +209,8 @@ def audit_show(state: State, as_json: bool, limit: int) -> None:
     ctx.out.line(f"{'SEQ':>4} {'TIME':<20} {'EVENT':<20} {'VERSION':<10} {'ENV':<11} {'OUTCOME':<14} OPERATOR")
     for record in records:
         ctx.out.line(f"{record.seq:>4} {record.ts:%Y-%m-%d %H:%M:%S}  {record.event.value:<20} {record.version or '-':<10} "
-                     f"{record.environment or '-':<11} {record.outcome or '-':<14} {record.operator}")
+                     f"{record.environment or '-':<11} {record.outcome or '-':<14} {record.operator}"
+                     + (f" (written by {record.writer})" if record.writer and record.writer != record.operator else ""))
 
 
 @audit.command("verify")
@@ -429,7 +430,7 @@ def _migrate(state: State, *, init: bool) -> None:
         ctx.out.success(f"{db.where()}: schema already at version {after}")
     else:
         ctx.out.success(f"{db.where()}: schema version {before} → {after}; role {ctx.config.state.app_role} may "
-                        "read and append, never change or delete")
+                        "read, and write only through the database's checked functions")
 
 
 @state_group.command("import")
@@ -443,6 +444,27 @@ def state_import(state: State, directory: Path) -> None:
     releases, records = import_state_dir(ctx, directory)
     ctx.out.success(f"imported {releases} release record(s) and {records} audit record(s) from {directory} into "
                     f"{ctx.store.describe()}; head {ctx.audit.head_hash()}")
+
+
+@state_group.command("policy")
+@click.option("--approvers", help="Comma-separated logins (or database group roles) who may approve; '' for any login.")
+@click.option("--bots", help="Comma-separated accounts that never approve (CI jobs, the CI token's owner).")
+@click.option("--required", type=click.IntRange(1, 5), help="Approvals the production gate needs.")
+@click.option("--forbid-self-approval/--allow-self-approval", default=None,
+              help="Whether whoever started a release may approve it.")
+@pass_state
+def state_policy(state: State, approvers: str | None, bots: str | None, required: int | None,
+                 forbid_self_approval: bool | None) -> None:
+    """Show, or set (as the schema owner), the gate policy the database enforces on every approval."""
+    from coordinator.state.gate_sql import update_policy
+    from coordinator.state.postgres import PostgresStore
+
+    ctx = _database_context(state)
+    assert isinstance(ctx.store, PostgresStore)
+    if (approvers, bots, required, forbid_self_approval) != (None, None, None, None):
+        update_policy(ctx.store.db, approvers=approvers, bots=bots, required=required,
+                      forbid_self_approval=forbid_self_approval)
+    ctx.out.success(f"{ctx.store.describe()} gate policy: {ctx.store.policy().describe()}")
 
 
 def main() -> None:

@@ -4,9 +4,13 @@
 - `local`: the `--operator` label or login name. Unauthenticated: anyone can type any
   name, which is why config refuses `required > 1` and `forbid_self_approval` with it;
 - `forge`: the login owning the forge token the person runs with (`GET /user`); the
-  token is theirs, so the forge vouches for the name;
-- `database`: the role of the database session (`current_user`); the database's own
-  trigger refuses an approval row naming any other role.
+  token is theirs, so the forge vouches for the name. What counts at the gate is the
+  approval comment the forge attributes to them (`coordinator.forge.approvals`);
+- `database`: the login of the database session (`session_user`); a session that switched
+  role is refused, and the database's own functions store the login, whatever a client sends.
+
+With `state.backend: postgres` the database also requires the forge login to be the
+database login (case-insensitive): one person, one login, one vote.
 
 `--operator` stays a label in the audit trail; it never decides who approved.
 """
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 from coordinator.config import IdentityMode
 from coordinator.context import Context
-from coordinator.errors import ForgeError, IdentityRefused
+from coordinator.errors import ForgeError, IdentityRefused, TokenRefused
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ def verify_identity(ctx: Context) -> Identity:
     if mode is IdentityMode.FORGE:
         try:
             return Identity(ctx.forge.current_user(), "forge")
+        except TokenRefused as exc:
+            raise IdentityRefused(f"{exc}; under approvals.identity forge each person runs with their own token "
+                                  f"in {ctx.config.forge.token_env}") from None
         except ForgeError as exc:
             if exc.status in (401, 403):
                 raise IdentityRefused(f"the forge did not accept your token ({exc.status}): export your own token as "
@@ -54,7 +61,7 @@ def verify_identity(ctx: Context) -> Identity:
 def check_may_approve(ctx: Context, identity: Identity) -> None:
     """Refuse (exit 18) an identity not listed in `approvals.approvers`, directly or through an org/team."""
     approvers = ctx.config.approvals.approvers
-    if not approvers or identity.name in approvers:
+    if not approvers or same_identity(identity.name, *approvers):
         return
     teams = [entry for entry in approvers if "/" in entry]
     if identity.verified_by == "forge":
@@ -66,3 +73,8 @@ def check_may_approve(ctx: Context, identity: Identity) -> None:
     allowed = ", ".join(approvers)
     raise IdentityRefused(f"{identity.describe()} may not approve: approvals.approvers allows {allowed}; "
                           "ask one of them, or add this identity to the config")
+
+
+def same_identity(name: str, *others: str | None) -> bool:
+    """Forge logins and PostgreSQL roles compare case-insensitively (config `Alice` is login `alice`)."""
+    return any(other is not None and name.casefold() == other.casefold() for other in others)

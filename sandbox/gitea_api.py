@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 from sandbox import gitea_git as git
 from sandbox import gitea_render as render
 from sandbox.gitea_render import RepoView
-from sandbox.gitea_store import (Artifact, CIConfig, CommitStatus, Issue, Label, Milestone, Release, RepoState,
-                                 Run, Store, now_iso)
+from sandbox.gitea_store import (Artifact, CIConfig, Comment, CommitStatus, Issue, Label, Milestone, Release,
+                                 RepoState, Run, Store, now_iso)
 from sandbox.gitea_users import Users
 
 DEFAULT_LIMIT = 30
@@ -114,6 +114,10 @@ class ForgeAPI:
             ("GET", r"/issues", self.list_issues),
             ("POST", r"/issues", self.create_issue),
             ("GET", r"/issues/(?P<index>\d+)", self.get_issue),
+            ("GET", r"/issues/(?P<index>\d+)/comments", self.list_comments),
+            ("POST", r"/issues/(?P<index>\d+)/comments", self.create_comment),
+            ("GET", r"/issues/comments/(?P<comment_id>\d+)", self.get_comment),
+            ("PATCH", r"/issues/comments/(?P<comment_id>\d+)", self.edit_comment),
             ("PATCH", r"/issues/(?P<index>\d+)", self.edit_issue),
             ("GET", r"/milestones", self.list_milestones),
             ("POST", r"/milestones", self.create_milestone),
@@ -437,6 +441,48 @@ class ForgeAPI:
                 item.closed_at = now_iso() if item.state == "closed" else None
             item.updated_at = now_iso()
         return json_reply(201, render.issue(view, item, state))
+
+    # -- issue comments (team mode: approvals are comments the forge attributes) -------------
+
+    def _render_comment(self, view: RepoView, item: Comment) -> dict[str, Any]:
+        author = (self.users.user_json(self.base_url(), item.user) if item.user in self.users.ids
+                  else render.user(view.base_url))
+        return render.comment(view, item, author)
+
+    def _find_comment(self, view: RepoView, comment_id: str) -> Comment:
+        found = next((c for c in self._state(view).comments if c.id == int(comment_id)), None)
+        if found is None:
+            raise ApiError(404, f"comment {comment_id} does not exist in {view.full_name}")
+        return found
+
+    def list_comments(self, request: Request, view: RepoView, bare: Path, index: str) -> Reply:
+        """Oldest first and unpaginated, as Gitea answers this endpoint."""
+        number = self._find_issue(view, index).number
+        items = [c for c in self._state(view).comments if c.issue_number == number]
+        return json_reply(200, [self._render_comment(view, c) for c in items])
+
+    def create_comment(self, request: Request, view: RepoView, bare: Path, index: str) -> Reply:
+        body = str(request.json().get("body") or "")
+        number = self._find_issue(view, index).number
+        login = self._login(request)
+        assert login is not None  # authenticated
+        with self.store.change():
+            item = Comment(id=self.store.new_id(), issue_number=number, user=login, body=body)
+            self._state(view).comments.append(item)
+        return json_reply(201, self._render_comment(view, item))
+
+    def get_comment(self, request: Request, view: RepoView, bare: Path, comment_id: str) -> Reply:
+        return json_reply(200, self._render_comment(view, self._find_comment(view, comment_id)))
+
+    def edit_comment(self, request: Request, view: RepoView, bare: Path, comment_id: str) -> Reply:
+        """Any token with write access may edit anyone's comment (Gitea's rule); the author stays."""
+        item = self._find_comment(view, comment_id)
+        body = request.json().get("body")
+        with self.store.change():
+            if body is not None:
+                item.body = str(body)
+            item.updated_at = now_iso()
+        return json_reply(200, self._render_comment(view, item))
 
     # -- milestones --------------------------------------------------------------------
 

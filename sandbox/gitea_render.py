@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox import gitea_git
-from sandbox.gitea_store import EPOCH, Artifact, CommitStatus, Issue, Label, Milestone, Release, RepoState, Run
+from sandbox.gitea_store import EPOCH, Artifact, Comment, CommitStatus, Issue, Label, Milestone, Release, RepoState, Run
 
 ADMIN_LOGIN = "sandbox-admin"
 ADMIN_ID = 1
@@ -140,7 +140,8 @@ def issue(view: RepoView, item: Issue, state: RepoState) -> dict[str, Any]:
         "number": item.number, "user": user(view.base_url), "original_author": "", "original_author_id": 0,
         "title": item.title, "body": item.body, "ref": "", "assets": [], "labels": labels,
         "milestone": milestone(ms, state) if ms else None, "assignee": None, "assignees": None,
-        "state": item.state, "is_locked": False, "comments": 0, "created_at": item.created_at,
+        "state": item.state, "is_locked": False,
+        "comments": sum(1 for c in state.comments if c.issue_number == item.number), "created_at": item.created_at,
         "updated_at": item.updated_at, "closed_at": item.closed_at, "due_date": None, "time_estimate": 0,
         "pull_request": None, "repository": {"id": view.repo_id, "name": view.name, "owner": view.owner,
                                              "full_name": view.full_name},
@@ -202,3 +203,10 @@ def artifact(view: RepoView, item: Artifact, parent: Run, size: int) -> dict[str
             "archive_download_url": f"{view.api}/actions/artifacts/{item.id}/zip", "expired": False,
             "created_at": item.created_at, "updated_at": item.created_at, "expires_at": item.expires_at,
             "workflow_run": {"id": parent.id, "repository_id": view.repo_id, "head_sha": parent.head_sha}}
+
+
+def comment(view: RepoView, item: Comment, author: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item.id, "html_url": f"{view.html}/issues/{item.issue_number}#issuecomment-{item.id}",
+            "pull_request_url": "", "issue_url": f"{view.api}/issues/{item.issue_number}", "user": author,
+            "original_author": "", "original_author_id": 0, "body": item.body, "assets": [],
+            "created_at": item.created_at, "updated_at": item.updated_at}

@@ -75,6 +75,19 @@ class Issue:
 
 
 @dataclass
+class Comment:
+    """An issue comment; `user` is the login of the token that wrote it. Anyone with write
+    access may edit it (as in Gitea), which moves `updated_at` but never `user`."""
+
+    id: int
+    issue_number: int
+    user: str
+    body: str
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
 class CommitStatus:
     id: int
     sha: str
@@ -132,6 +145,7 @@ class RepoState:
     labels: list[Label] = field(default_factory=list)
     milestones: list[Milestone] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
     statuses: list[CommitStatus] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
@@ -153,7 +167,8 @@ class CIConfig:
 
 
 _Record = TypeVar("_Record")
-_LISTS: dict[str, type] = {"labels": Label, "milestones": Milestone, "issues": Issue, "statuses": CommitStatus,
+_LISTS: dict[str, type] = {"labels": Label, "milestones": Milestone, "issues": Issue, "comments": Comment,
+                           "statuses": CommitStatus,
                            "releases": Release, "runs": Run, "artifacts": Artifact}
 
 

@@ -49,8 +49,11 @@ class Users:
         return None
 
     def add(self, login: str, token: str, teams: list[str]) -> None:
+        """Register (or re-register) `login`: its teams become exactly `teams`, so a test can remove a member."""
         self.ids.setdefault(login, len(self.ids) + 1)
         self.tokens[token] = login
+        for team in self.teams.values():
+            team.members.discard(login)
         for entry in teams:
             org, name = entry.split("/", 1)
             self.team(org, name).members.add(login)

@@ -1,6 +1,7 @@
 """`scripts/demo --team`: team mode on the local world.
 
-A throwaway PostgreSQL cluster on 127.0.0.1 holds the shared state. Three "machines"
+A throwaway PostgreSQL cluster on 127.0.0.1 holds the shared state; its owner sets the
+gate policy the database enforces (`state policy`). Three "machines"
 (own directory, config and state dir) act in turn: CI releases 1.0.0 to the gate; alice
 and bob, each with their own forge token and database role, approve (alice's second
 approval under another --operator label is refused: one token counts once); bob resumes
@@ -43,8 +44,10 @@ def team_demo() -> None:
                     "COORDINATOR_FORGE_TOKEN": register_person("bob", ["acme/release-managers"])},
         }
         print(f"demo: PostgreSQL on 127.0.0.1:{cluster.port}; machines in {machines_dir}", flush=True)
-        coordinator(ci, "state", "init", operator="dba", expect=0,
-                    env={"COORDINATOR_DATABASE_URL": cluster.dsn_for(OWNER)})
+        owner_env = {"COORDINATOR_DATABASE_URL": cluster.dsn_for(OWNER)}
+        coordinator(ci, "state", "init", operator="dba", expect=0, env=owner_env)
+        coordinator(ci, "state", "policy", "--approvers", "alice,bob", "--bots", "ci_release", "--required", "2",
+                    "--forbid-self-approval", operator="dba", expect=0, env=owner_env)
         ensure_label(forge)
         create_milestone_with_issues(forge, "1.0.0", ["Serve /health", "Serve /version"])
         wait_for_green(forge, head_of(checkout))

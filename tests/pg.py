@@ -3,12 +3,23 @@ one fresh, migrated database per test, and login roles for people and jobs."""
 
 from __future__ import annotations
 
+import copy
+import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from coordinator.state.postgres import Database, migrate
 from sandbox.postgres import APP_ROLE, OWNER, PostgresCluster
+from tests.unit.test_config import MINIMAL
+
+REPO = Path(__file__).resolve().parents[1]
 
 MEMBERS = ("ci_bot", "alice", "bob", "mallory")
 
@@ -54,3 +65,44 @@ def fresh_database(cluster: PostgresCluster, *, migrated: bool = True) -> TeamDa
         finally:
             db.close()
     return team
+
+
+@dataclass
+class Machine:
+    """One coordinator installation: its own working directory, config and environment."""
+
+    dir: Path
+    env: dict[str, str]
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "coordinator.yml"
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "coordinator", "-c", str(self.config), *args], cwd=self.dir,
+                              env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=60, check=False,
+                              stdin=subprocess.DEVNULL)
+
+
+def team_config(directory: Path, **overrides: Any) -> Path:
+    data: dict[str, Any] = {**copy.deepcopy(MINIMAL), "state_dir": "state", "state": {"backend": "postgres"}}
+    data.update(overrides)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "coordinator.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def machine_factory(root: Path) -> Callable[..., Machine]:
+    """`make(name, dsn, **config)`: a coordinator installation in its own directory under `root`."""
+
+    def make(name: str, dsn: str | None, **overrides: Any) -> Machine:
+        directory = root / name
+        team_config(directory, **overrides)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("COORDINATOR_")}
+        env["PYTHONPATH"] = str(REPO)
+        if dsn is not None:
+            env["COORDINATOR_DATABASE_URL"] = dsn
+        return Machine(directory, env)
+
+    return make

@@ -29,6 +29,7 @@ from coordinator.forge.models import (
     CombinedStatus,
     GitRef,
     Issue,
+    IssueComment,
     Label,
     Milestone,
     Release,
@@ -178,6 +179,29 @@ class GiteaClient:
             "PATCH", f"{self.repo_path}/issues/{segment(number)}",
             json_body={"state": "closed"}, ok=(200, 201), idempotent=True,
         )
+
+    def issues_titled(self, title: str) -> list[Issue]:
+        """Issues (open or closed, never pull requests) titled exactly `title`."""
+        params = {"state": "all", "type": "issues", "q": title}
+        issues = [Issue.model_validate(item) for item in self.http.paginate(f"{self.repo_path}/issues", params=params)]
+        return [issue for issue in issues if issue.title == title and not issue.is_pull_request]
+
+    def create_issue(self, title: str, body: str) -> Issue:
+        """Not retried: a repeated create would open a second issue (readers accept every exact title)."""
+        path = f"{self.repo_path}/issues"
+        response = self.http.request("POST", path, json_body={"title": title, "body": body}, ok=(201,), idempotent=False)
+        return Issue.model_validate(decode_json(self.http, "POST", path, response))
+
+    def issue_comments(self, number: int) -> list[IssueComment]:
+        """Every comment on issue `number`, oldest first, as the forge attributes them."""
+        data = self.http.get_json(f"{self.repo_path}/issues/{segment(number)}/comments")
+        return [IssueComment.model_validate(item) for item in data] if isinstance(data, list) else []
+
+    def comment_on_issue(self, number: int, body: str) -> IssueComment:
+        """As the token's owner; not retried (a repeat would post twice)."""
+        path = f"{self.repo_path}/issues/{segment(number)}/comments"
+        response = self.http.request("POST", path, json_body={"body": body}, ok=(201,), idempotent=False)
+        return IssueComment.model_validate(decode_json(self.http, "POST", path, response))
 
     # -- milestones ---------------------------------------------------------------------
 

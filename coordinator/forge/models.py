@@ -189,6 +189,28 @@ class Issue(ForgeModel):
         return flat
 
 
+class IssueComment(ForgeModel):
+    """A comment as the forge attributes it: `login` is the author the forge recorded."""
+
+    id: int
+    login: str
+    body: str
+    created_at: datetime
+    updated_at: datetime
+    html_url: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        flat = dict(data)
+        user = data.get("user")
+        flat["login"] = user.get("login", "") if isinstance(user, dict) else ""
+        flat.pop("user", None)
+        return flat
+
+
 class ReleaseAsset(ForgeModel):
     id: int
     name: str

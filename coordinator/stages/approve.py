@@ -8,11 +8,12 @@ stops with the documented "awaiting approval" exit code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from coordinator.config import IdentityMode
 from coordinator.context import Context
 from coordinator.errors import AwaitingApproval, GateRefused, IdentityRefused
-from coordinator.identity import Identity, check_may_approve, verify_identity
+from coordinator.identity import Identity, check_may_approve, same_identity, verify_identity
 from coordinator.release import Approval, Release, ReleaseStatus, utcnow
 
 
@@ -61,15 +62,21 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
         raise GateRefused(f"{release.tag} has not passed {ctx.config.promote_from} yet: run `coordinator resume` first")
     check_may_approve(ctx, identity)
     releaser = release.releaser or release.operator
-    if ctx.config.approvals.forbid_self_approval and identity.name == releaser:
+    if ctx.config.approvals.forbid_self_approval and same_identity(identity.name, releaser):
         raise refused(f"{identity.describe()} started this release and self-approval is forbidden: ask another approver")
-    if any(a.operator == identity.name and a.matches(release) for a in release.approvals):
+    if any(same_identity(a.operator, identity.name) and a.verified_by == identity.verified_by and a.matches(release)
+           for a in release.approvals):
         raise refused(f"{identity.describe()} has already approved {release.tag} at {release.build.digest}: "
                       "one identity counts once")
     approval = Approval(operator=identity.name, confirmed_at=utcnow(), tag=release.tag, commit_sha=release.commit_sha or "",
                         run_id=release.build.run_id, digest=release.build.digest, smoke=release.smoke_result or "",
                         reason=reason, verified_by=identity.verified_by,
                         label=ctx.operator if ctx.operator != identity.name else None)
+    evidence: dict[str, str] = {}
+    if identity.verified_by == "forge":  # the evidence that counts; the record below is bookkeeping
+        from coordinator.forge.approvals import post_approval
+
+        evidence["evidence"] = post_approval(ctx, release).html_url
     ctx.store.add_approval(release, approval)
     release.approvals.append(approval)
     ctx.audit.append(AuditEvent.APPROVAL_RECORDED, operator=identity.name, release_id=release.id, version=release.version,
@@ -77,31 +84,62 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
                      data={"confirmed_at": approval.confirmed_at.isoformat(), "tag": approval.tag,
                            "commit": approval.commit_sha, "run_id": approval.run_id, "digest": approval.digest,
                            "smoke": approval.smoke, "identity_verified_by": identity.verified_by,
-                           "operator_label": ctx.operator})
+                           "operator_label": ctx.operator, **evidence})
     return approval
 
 
 def counted_approvals(ctx: Context, release: Release) -> list[Approval]:
     """Approvals that count at the gate: matching the artifact and, in team mode, verified the configured way."""
+    from coordinator.state.gate_sql import allowed_now
+    from coordinator.state.postgres import PostgresStore
+
     valid = release.valid_approvals()
     mode = ctx.config.approvals.identity
     if mode is not IdentityMode.LOCAL:
         valid = [a for a in valid if a.verified_by == mode.value]
+    if isinstance(ctx.store, PostgresStore) and valid:
+        allowed = allowed_now(ctx.store.db, [a.operator for a in valid])
+        valid = [a for a in valid if a.operator in allowed]
     return valid
 
 
-def approvals_missing(ctx: Context, release: Release) -> int:
-    valid = counted_approvals(ctx, release)
+def approvals_required(ctx: Context) -> int:
+    """The config's number, or the database's gate policy when that asks for more (the owner's word wins)."""
+    from coordinator.state.postgres import PostgresStore
+
+    required = ctx.config.approvals.required
+    if isinstance(ctx.store, PostgresStore):
+        required = max(required, ctx.store.policy().required)
+    return required
+
+
+def approvers_counted(ctx: Context, release: Release) -> list[str]:
+    """Who the gate counts, once each: under `identity: forge` the approval comments re-verified on the forge
+    now (records count for nothing there), otherwise the records; expired approvals left out."""
     expiry = ctx.config.approvals.expires_after_s
-    if expiry is not None:
-        valid = [a for a in valid if (utcnow() - a.confirmed_at).total_seconds() <= expiry]
-    return max(0, ctx.config.approvals.required - len({a.operator for a in valid}))
+
+    def fresh(at: datetime) -> bool:
+        return expiry is None or (utcnow() - at).total_seconds() <= expiry
+
+    if ctx.config.approvals.identity is IdentityMode.FORGE:
+        from coordinator.forge.approvals import verified_approvals
+
+        return [a.login for a in verified_approvals(ctx, release) if fresh(a.confirmed_at)]
+    names: dict[str, str] = {}
+    for approval in counted_approvals(ctx, release):
+        if fresh(approval.confirmed_at):
+            names.setdefault(approval.operator.casefold(), approval.operator)
+    return list(names.values())
+
+
+def approvals_missing(ctx: Context, release: Release) -> int:
+    return max(0, approvals_required(ctx) - len(approvers_counted(ctx, release)))
 
 
 def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
     missing = approvals_missing(ctx, release)
     if missing == 0:
-        ctx.out.info(f"approved by {', '.join(a.operator for a in counted_approvals(ctx, release))}")
+        ctx.out.info(f"approved by {', '.join(approvers_counted(ctx, release))}")
         return
     summary = gate_summary(ctx, release)
     ctx.out.line(summary)
@@ -112,7 +150,13 @@ def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bo
         if approvals_missing(ctx, release) == 0:
             return
     release.status = ReleaseStatus.AWAITING_APPROVAL
+    where = ""
+    if ctx.config.approvals.identity is IdentityMode.FORGE:
+        from coordinator.forge.approvals import approval_words, ensure_approval_issue
+
+        issue = ensure_approval_issue(ctx, release)
+        where = f" (or comment `{approval_words(release)}` on {issue.html_url or f'issue #{issue.number}'})"
     raise AwaitingApproval(
         f"{release.tag} awaits {missing} approval(s) for {ctx.config.promote_to}: "
-        f"run `coordinator approve {release.version}` then `coordinator resume`"
+        f"run `coordinator approve {release.version}`{where} then `coordinator resume`"
     )

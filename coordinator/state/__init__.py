@@ -36,11 +36,11 @@ class ReleaseRecords(Protocol):
         ...
 
     def add_approval(self, release: "Release", approval: "Approval") -> None:
-        """Persist one approval (the database checks who may insert it); the record keeps a copy."""
+        """Persist one approval (the database decides its approver, time and whether it may count)."""
         ...
 
     def database_role(self) -> str | None:
-        """The session's database role (`current_user`), or None without a database."""
+        """The session's login (`session_user`; refused if the session switched role), or None without a database."""
         ...
 
 

@@ -20,8 +20,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from coordinator.errors import IdentityRefused, LockHeld, StateBackendError
+from coordinator.errors import GateRefused, IdentityRefused, LockHeld, StateBackendError
 from coordinator.release import Approval, Release, utcnow
+from coordinator.state.gate_sql import GatePolicy, read_policy, refusal, session_login
 from coordinator.state.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, VERSION_TABLE
 
 
@@ -150,13 +151,15 @@ class PostgresStore:
         _ = self.db.conn
 
     def save(self, release: Release) -> None:
+        """A new revision through `save_release`, which refuses one that changes the artifact or releaser."""
         release.updated_at = utcnow()
-        body = release.model_dump(mode="json")
-        self.db.execute(
-            f"""INSERT INTO {SCHEMA}.release_revisions (release_id, rev, project, body)
-                SELECT %(id)s, COALESCE(max(rev), 0) + 1, %(project)s, %(body)s
-                FROM {SCHEMA}.release_revisions WHERE release_id = %(id)s""",
-            {"id": release.id, "project": release.project, "body": Jsonb(body)})
+        body = release.model_dump(mode="json", exclude={"approvals"})  # approvals live in their own table
+        try:
+            self.db.execute(f"SELECT {SCHEMA}.save_release(%s)", (Jsonb(body),))
+        except psycopg.Error as exc:
+            if (refused := refusal(exc, StateBackendError, f"saving {release.id}")) is not None:
+                raise refused from None
+            raise
 
     def load(self, release_id: str) -> Release | None:
         row = self.db.execute(f"SELECT body FROM {SCHEMA}.release_revisions WHERE release_id = %s ORDER BY rev DESC LIMIT 1",
@@ -179,30 +182,42 @@ class PostgresStore:
         return sorted(releases, key=lambda release: release.created_at)
 
     def _approvals(self, release_id: str) -> list[Approval]:
+        """Every row; one the database did not check (written before schema v2) reads as unchecked and never counts."""
         rows = self.db.execute(
-            f"""SELECT identity, verified_by, label, tag, commit_sha, run_id, digest, smoke, reason, confirmed_at
+            f"""SELECT identity, verified_by, label, tag, commit_sha, run_id, digest, smoke, reason, confirmed_at, checked
                 FROM {SCHEMA}.approvals WHERE release_id = %s ORDER BY id""", (release_id,)).fetchall()
-        return [Approval(operator=identity, verified_by=verified_by, label=label, tag=tag, commit_sha=commit_sha,
-                         run_id=run_id, digest=digest, smoke=smoke, reason=reason, confirmed_at=confirmed_at)
-                for identity, verified_by, label, tag, commit_sha, run_id, digest, smoke, reason, confirmed_at in rows]
+        return [Approval(operator=identity, verified_by=verified_by if checked or verified_by == "local"
+                         else f"{verified_by} unchecked", label=label, tag=tag, commit_sha=commit_sha, run_id=run_id,
+                         digest=digest, smoke=smoke, reason=reason, confirmed_at=confirmed_at)
+                for identity, verified_by, label, tag, commit_sha, run_id, digest, smoke, reason, confirmed_at, checked
+                in rows]
 
     def add_approval(self, release: Release, approval: Approval) -> None:
+        """Through `record_approval`: the database decides identity, time and whether it counts.
+
+        `approval.confirmed_at` takes the server's time; the identity stored is the login,
+        which must be the name the client verified (`approval.operator`)."""
         try:
-            self.db.execute(
-                f"""INSERT INTO {SCHEMA}.approvals (release_id, identity, verified_by, label, tag, commit_sha, run_id,
-                        digest, smoke, reason, confirmed_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            row = self.db.execute(
+                f"SELECT {SCHEMA}.record_approval(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (release.id, approval.operator, approval.verified_by or "local", approval.label, approval.tag,
-                 approval.commit_sha, approval.run_id, approval.digest, approval.smoke, approval.reason,
-                 approval.confirmed_at))
+                 approval.commit_sha, approval.run_id, approval.digest, approval.smoke, approval.reason)).fetchone()
         except pg_errors.UniqueViolation:
             raise IdentityRefused(f"{approval.operator} has already approved {release.tag} at {approval.digest}: "
                                   "one identity counts once") from None
-        except (pg_errors.InsufficientPrivilege, pg_errors.RaiseException) as exc:
-            raise IdentityRefused(f"the database refused the approval: {_first_line(exc)}") from None
+        except psycopg.Error as exc:
+            if (refused := refusal(exc, GateRefused, f"the approval of {release.tag}")) is not None:
+                raise refused from None
+            raise
+        assert row is not None
+        approval.confirmed_at = row[0]
+
+    def policy(self) -> GatePolicy:
+        return read_policy(self.db)
 
     def database_role(self) -> str | None:
-        return self.db.current_user()
+        """The login (`session_user`); refused if the session switched role."""
+        return session_login(self.db)
 
     @contextmanager
     def locked(self, purpose: str, release_id: str | None = None) -> Iterator[None]:

@@ -4,19 +4,19 @@
 each in its own transaction, and record the version in `coordinator.schema_version`. At
 every other use the coordinator refuses a schema older or newer than `SCHEMA_VERSION`.
 
-What the database itself guarantees, so a modified client cannot get around it:
-- history is append-only for the application role: it is granted SELECT and INSERT,
-  never UPDATE, DELETE or TRUNCATE (release records are revisions, never rewritten);
-- the audit chain links: a new record must carry seq = head + 1 and prev_hash = the
-  head's hash (trigger), and two records can never share a prev_hash (unique), so
-  concurrent writers cannot fork it;
-- an approval row names the role that inserted it (`db_role = current_user`), and with
-  `verified_by = 'database'` its identity is that role (trigger).
+Version 1 made history append-only (SELECT and INSERT for the application role, never
+UPDATE, DELETE or TRUNCATE; release records are revisions) and the audit chain unforkable
+(unique prev_hash). Version 2 (`schema_v2`) takes INSERT away too: the application role
+writes only through owner-defined functions that decide identity, time, the approver rules,
+the artifact and the audit hash themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from coordinator.audit import AuditEvent
+from coordinator.state.schema_v2 import v2
 
 SCHEMA = "coordinator"
 
@@ -96,7 +96,11 @@ def _v1(app_role: str) -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[str], list[str]]] = [_v1]
+def _v2(app_role: str) -> list[str]:
+    return v2(app_role, SCHEMA, [event.value for event in AuditEvent])
+
+
+MIGRATIONS: list[Callable[[str], list[str]]] = [_v1, _v2]
 """Index i holds the statements that take the schema from version i to i + 1."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

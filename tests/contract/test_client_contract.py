@@ -232,11 +232,35 @@ def approver_identity_and_team(api: ScriptedAPI) -> None:
     assert forge.is_team_member(4, "alice") and not forge.is_team_member(4, "bob")
 
 
+def comment(comment_id: int, login: str, body: str, *, updated: str = TIME) -> dict[str, Any]:
+    return {"id": comment_id, "html_url": f"https://forge.test/acme/sample/issues/9#issuecomment-{comment_id}",
+            "pull_request_url": "", "issue_url": f"https://forge.test{REPO}/issues/9", "user": {**USER, "login": login},
+            "original_author": "", "original_author_id": 0, "body": body, "assets": [], "created_at": TIME,
+            "updated_at": updated}
+
+
+def approval_issue_and_comments(api: ScriptedAPI) -> None:
+    """Team mode, forge approvals: the approval issue found by exact title or opened; comments read and written."""
+    titled = {**issue(9), "title": "Approve v1.0.0 for production"}
+    api.on("GET", f"{REPO}/issues", reply(200, [issue(8), titled], headers={"X-Total-Count": "2"}))
+    api.on("POST", f"{REPO}/issues", reply(201, titled))
+    edited = "2026-01-01T00:00:05Z"
+    api.on("GET", f"{REPO}/issues/9/comments", reply(200, [comment(1, "alice", "approve"), comment(2, "bob", "x",
+                                                                                                  updated=edited)]))
+    api.on("POST", f"{REPO}/issues/9/comments", reply(201, comment(3, "alice", "approve v1.0.0")))
+    forge = client(api)
+    assert [i.number for i in forge.issues_titled("Approve v1.0.0 for production")] == [9]
+    assert forge.create_issue("Approve v1.0.0 for production", "comment the words").number == 9
+    comments = forge.issue_comments(9)
+    assert [(c.login, c.updated_at == c.created_at) for c in comments] == [("alice", True), ("bob", False)]
+    assert forge.comment_on_issue(9, "approve v1.0.0").login == "alice"
+
+
 GITEA_SCENARIOS: list[Scenario] = [
     combined_status_green, combined_status_empty_126, get_tag, get_ref_prefix_match, get_ref_exact_object,
     blocker_issues, milestone_issues_closed, upsert_release_creates, upsert_release_updates_after_conflict,
     create_release_timeout_then_lookup, gitea_actions_run_and_artifact, commit_status_provider,
-    approver_identity_and_team,
+    approver_identity_and_team, approval_issue_and_comments,
 ]
 
 

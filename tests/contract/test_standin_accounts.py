@@ -7,15 +7,19 @@ then driven against the same stand-in.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from coordinator.errors import ExitCode
 from coordinator.forge import GiteaClient
 from tests.contract.schema import SwaggerContract
 from tests.contract.test_standin_contract import (  # noqa: F401  (fixtures)
     TOKEN, Forge, checked_client, contract, forge, template_origin)
+from tests.pg import machine_factory
 
 ALICE = "sandbox-token-alice-0001"
 BOB = "sandbox-token-bob-0002"
@@ -89,3 +93,58 @@ def test_client_reads_identity_and_membership_from_the_standin(people: Forge) ->
         assert alice.is_team_member(team_id, "alice") and not alice.is_team_member(team_id, "bob")
         assert alice.team_id("acme", "no-such-team") is None
         assert alice.team_id("nobody", "release-managers") is None
+
+
+def test_approve_with_a_token_the_forge_refuses_exits_18_naming_the_token_variable(people: Forge,
+                                                                                    tmp_path: Path) -> None:
+    config = {"forge": {"url": people.base_url, "repo": "acme/sample"}, "approvals": {"identity": "forge"},
+              "state": {"backend": "local"}}
+    laptop = machine_factory(tmp_path)("laptop", None, **config)
+    result = laptop.run("approve", "1.0.0", env={"COORDINATOR_FORGE_TOKEN": "sandbox-token-revoked"})
+    assert result.returncode == ExitCode.IDENTITY_REFUSED == 18, result.stdout + result.stderr
+    assert "forge refused the token from environment variable COORDINATOR_FORGE_TOKEN (HTTP 401 on GET /api/v1/user)" \
+        in result.stderr
+    assert "under approvals.identity forge each person runs with their own token" in result.stderr
+    assert "sandbox-token-revoked" not in result.stdout + result.stderr
+    works = laptop.run("approve", "1.0.0", env={"COORDINATOR_FORGE_TOKEN": ALICE})
+    assert works.returncode == ExitCode.USAGE and "no release 1.0.0" in works.stderr  # identity passed; nothing to approve
+
+
+# -- issue comments: what a forge approval is made of ------------------------------------------
+
+
+def test_comments_are_attributed_to_the_token_owner_and_listed_oldest_first(people: Forge,
+                                                                            contract: SwaggerContract) -> None:
+    with api(people, contract, TOKEN) as admin:
+        number = admin.post("/repos/acme/sample/issues", json={"title": "Approve v1.0.0 for production"}).json()["number"]
+    for token, words in ((ALICE, "approve v1.0.0"), (BOB, "looks good")):
+        with api(people, contract, token) as client:
+            created = client.post(f"/repos/acme/sample/issues/{number}/comments", json={"body": words})
+        assert created.status_code == 201
+        assert created.json()["created_at"] == created.json()["updated_at"]
+    with api(people, contract, BOB) as client:
+        listed = client.get(f"/repos/acme/sample/issues/{number}/comments").json()
+        issue = client.get(f"/repos/acme/sample/issues/{number}").json()
+    assert [(c["user"]["login"], c["body"]) for c in listed] == [("alice", "approve v1.0.0"), ("bob", "looks good")]
+    assert issue["comments"] == 2
+
+
+def test_anyone_with_write_access_may_edit_a_comment_which_moves_updated_at_not_the_author(
+        people: Forge, contract: SwaggerContract) -> None:
+    with api(people, contract, TOKEN) as admin:
+        number = admin.post("/repos/acme/sample/issues", json={"title": "Approve v1.0.0 for production"}).json()["number"]
+    with api(people, contract, ALICE) as alice:
+        comment = alice.post(f"/repos/acme/sample/issues/{number}/comments", json={"body": "not yet"}).json()
+    time.sleep(1.1)  # Gitea's timestamps have whole seconds
+    with api(people, contract, BOB) as bob:
+        edited = bob.patch(f"/repos/acme/sample/issues/comments/{comment['id']}", json={"body": "approve v1.0.0"})
+        again = bob.get(f"/repos/acme/sample/issues/comments/{comment['id']}").json()
+        assert bob.get("/repos/acme/sample/issues/comments/999999").status_code == 404
+    assert edited.status_code == 200
+    assert again["user"]["login"] == "alice" and again["body"] == "approve v1.0.0"
+    assert again["updated_at"] > again["created_at"] == comment["created_at"]
+
+
+def test_a_comment_on_a_missing_issue_is_404(people: Forge, contract: SwaggerContract) -> None:
+    with api(people, contract, ALICE) as client:
+        assert client.post("/repos/acme/sample/issues/999/comments", json={"body": "approve"}).status_code == 404

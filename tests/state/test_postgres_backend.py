@@ -5,6 +5,7 @@ database vouches for, and `state import`. No mocks: every assertion is what the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,12 +19,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from coordinator.audit import AuditEvent, AuditLog
-from coordinator.errors import ExitCode, IdentityRefused, LockHeld, StateBackendError
-from coordinator.release import Approval, Release
+from coordinator.audit import AuditEvent, AuditLog, canonical_json
+from coordinator.errors import ExitCode, GateRefused, IdentityRefused, LockHeld, StateBackendError
+from coordinator.release import Approval, BuildInfo, Release
 from coordinator.state.pg_audit import PostgresAudit
 from coordinator.state.postgres import PostgresStore
 from coordinator.state.schema import SCHEMA_VERSION
+from coordinator.state.schema_v2 import RECORD_STATE
 from coordinator.store import ReleaseStore
 from sandbox.postgres import OWNER, write_dsn_file
 from tests.pg import TeamDatabase
@@ -36,8 +38,12 @@ def approval(identity: str, *, verified_by: str = "database", digest: str = "sha
                     digest=digest, smoke="passed", verified_by=verified_by)
 
 
-def release(version: str = "1.0.0") -> Release:
-    return Release(id=f"shop-{version}", project="shop", version=version, tag=f"v{version}", operator="ci")
+def release(version: str = "1.0.0", *, digest: str = "sha256:" + "a" * 64) -> Release:
+    """A release that passed staging: its artifact is what `approval()` names."""
+    return Release(id=f"shop-{version}", project="shop", version=version, tag=f"v{version}", operator="ci",
+                   commit_sha="c" * 40, smoke_result="passed",
+                   build=BuildInfo(run_id="7", run_url="http://127.0.0.1/run/7", conclusion="success",
+                                   image="127.0.0.1:5000/shop", digest=digest))
 
 
 # -- schema versions -------------------------------------------------------------------
@@ -103,15 +109,17 @@ def test_dsn_comes_from_a_private_file_and_a_readable_one_is_refused(team_db: Te
 # -- append-only history ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("table", ["audit_records", "release_revisions", "approvals"])
-def test_application_role_cannot_update_or_delete_history(team_db: TeamDatabase, table: str) -> None:
+@pytest.mark.parametrize("table", ["audit_records", "release_revisions", "approvals", "releases", "gate_policy"])
+def test_application_role_cannot_insert_update_or_delete_history(team_db: TeamDatabase, table: str) -> None:
     db = team_db.connect("alice")
     PostgresAudit(db).append(AuditEvent.RELEASE_STARTED, operator="alice")
-    store = PostgresStore(db, "shop")
+    store = PostgresStore(team_db.connect("ci_bot"), "shop")
     store.save(release())
-    store.add_approval(release(), approval("alice"))
-    for statement in (f"UPDATE coordinator.{table} SET {'line' if table == 'audit_records' else 'release_id'} = 'x'",
-                      f"DELETE FROM coordinator.{table}", f"TRUNCATE coordinator.{table}"):
+    PostgresStore(db, "shop").add_approval(release(), approval("alice"))
+    column = {"audit_records": "line", "gate_policy": "required"}.get(table, "release_id")
+    for statement in (f"INSERT INTO coordinator.{table} SELECT * FROM coordinator.{table}",
+                      f"UPDATE coordinator.{table} SET {column} = {column}", f"DELETE FROM coordinator.{table}",
+                      f"TRUNCATE coordinator.{table}"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             db.execute(statement)
     assert PostgresAudit(db).verify().ok
@@ -134,28 +142,42 @@ def test_release_saves_are_revisions_and_load_returns_the_newest(team_db: TeamDa
 # -- approvals the database vouches for ----------------------------------------------
 
 
-def test_approval_row_naming_another_role_is_refused_by_the_database(team_db: TeamDatabase) -> None:
+def test_approval_naming_another_login_is_refused_by_the_database(team_db: TeamDatabase) -> None:
+    PostgresStore(team_db.connect("ci_bot"), "shop").save(release())
     db = team_db.connect("mallory")
-    columns = "release_id, identity, verified_by, tag, commit_sha, run_id, digest, smoke, confirmed_at"
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="approval names database role alice, but mallory"):
-        db.execute(f"INSERT INTO coordinator.approvals ({columns}, db_role) "
-                   "VALUES ('shop-1.0.0', 'alice', 'database', 'v1.0.0', 'c', '7', 'd', 'passed', now(), 'alice')")
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="database-verified approval names alice, but mallory"):
-        db.execute(f"INSERT INTO coordinator.approvals ({columns}) "
-                   "VALUES ('shop-1.0.0', 'alice', 'database', 'v1.0.0', 'c', '7', 'd', 'passed', now())")
-    with pytest.raises(IdentityRefused, match="the database refused the approval"):
+    with pytest.raises(IdentityRefused, match="approval names alice \\(database\\), but the login is mallory"):
         PostgresStore(db, "shop").add_approval(release(), approval("alice"))
     assert team_db.connect("bob").execute("SELECT count(*) FROM coordinator.approvals").fetchone() == (0,)
 
 
-def test_one_identity_counts_once_even_from_a_modified_client(team_db: TeamDatabase) -> None:
+def test_approval_time_is_the_servers_whatever_the_client_says(team_db: TeamDatabase) -> None:
+    PostgresStore(team_db.connect("ci_bot"), "shop").save(release())
     store = PostgresStore(team_db.connect("alice"), "shop")
-    store.save(release())
+    future = approval("alice").model_copy(update={"confirmed_at": datetime(2099, 1, 1, tzinfo=UTC)})
+    store.add_approval(release(), future)
+    loaded = store.load("shop-1.0.0")
+    assert loaded is not None and abs((loaded.approvals[0].confirmed_at - datetime.now(UTC)).total_seconds()) < 60
+
+
+def test_one_identity_counts_once_even_from_a_modified_client(team_db: TeamDatabase) -> None:
+    PostgresStore(team_db.connect("ci_bot"), "shop").save(release())
+    store = PostgresStore(team_db.connect("alice"), "shop")
     store.add_approval(release(), approval("alice"))
     with pytest.raises(IdentityRefused, match="alice has already approved v1.0.0"):
         store.add_approval(release(), approval("alice"))
     loaded = store.load("shop-1.0.0")
     assert loaded is not None and [(a.operator, a.verified_by) for a in loaded.approvals] == [("alice", "database")]
+
+
+def test_an_honest_client_reports_a_changed_artifact_as_the_database_refuses_it(team_db: TeamDatabase) -> None:
+    store = PostgresStore(team_db.connect("ci_bot"), "shop")
+    store.save(release())
+    with pytest.raises(StateBackendError, match="its artifact and releaser are written once") as saved:
+        store.save(release(digest="sha256:" + "b" * 64))
+    assert saved.value.exit_code == ExitCode.STATE_BACKEND
+    with pytest.raises(GateRefused, match="but the release's artifact is v1.0.0 at sha256:aaa") as approved:
+        PostgresStore(team_db.connect("alice"), "shop").add_approval(release(), approval("alice", digest="sha256:" + "b" * 64))
+    assert approved.value.exit_code == ExitCode.GATE_REFUSED
 
 
 # -- the shared chain -----------------------------------------------------------------
@@ -183,14 +205,17 @@ def test_concurrent_appends_from_two_processes_keep_one_valid_chain(team_db: Tea
     assert operators.count("alice") == operators.count("bob") == 60
 
 
-def test_an_insert_that_skips_the_lock_cannot_fork_the_chain(team_db: TeamDatabase) -> None:
+def test_an_append_that_does_not_link_to_the_head_cannot_fork_the_chain(team_db: TeamDatabase) -> None:
     db = team_db.connect("mallory")
     audit = PostgresAudit(db)
     first = audit.append(AuditEvent.RELEASE_STARTED, operator="mallory")
-    audit.append(AuditEvent.RELEASE_STARTED, operator="mallory")
-    with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="does not link to the chain head"):
-        db.execute("INSERT INTO coordinator.audit_records (seq, hash, prev_hash, line) VALUES (2, 'f', %s, '{}')",
-                   (first.hash,))
+    second = audit.append(AuditEvent.RELEASE_STARTED, operator="mallory")
+    fork = json.loads(second.model_copy(update={"hash": ""}).to_line())
+    del fork["hash"]
+    fork["prev_hash"] = first.hash
+    with pytest.raises(psycopg.Error, match="audit record 2 does not link to the chain head") as refused:
+        db.execute("SELECT coordinator.append_audit(%s)", (canonical_json(fork),))
+    assert refused.value.sqlstate == RECORD_STATE
     assert audit.verify().ok and audit.verify().count == 2
 
 
@@ -261,7 +286,10 @@ def local_state(directory: Path) -> AuditLog:
 def test_state_import_moves_a_verified_local_dir_keeping_its_hashes(team_db: TeamDatabase, machine: Any,
                                                                     tmp_path: Path) -> None:
     log = local_state(tmp_path / "old-state")
-    ops = machine("ops", team_db.dsn("alice"))
+    refused = machine("alice", team_db.dsn("alice")).run("state", "import", str(tmp_path / "old-state"))
+    assert refused.returncode == ExitCode.STATE_BACKEND
+    assert "`state import` writes history directly and needs the schema owner's login" in refused.stderr
+    ops = machine("ops", team_db.dsn(OWNER))
     result = ops.run("state", "import", str(tmp_path / "old-state"))
     assert result.returncode == 0, result.stderr
     assert f"imported 1 release record(s) and 2 audit record(s)" in result.stdout and log.head_hash() in result.stdout
@@ -277,7 +305,7 @@ def test_state_import_refuses_a_tampered_chain_and_imports_nothing(team_db: Team
                                                                    tmp_path: Path) -> None:
     log = local_state(tmp_path / "old-state")
     log.path.write_text(log.path.read_text().replace('"ann"', '"eve"'))
-    ops = machine("ops", team_db.dsn("alice"))
+    ops = machine("ops", team_db.dsn(OWNER))
     result = ops.run("state", "import", str(tmp_path / "old-state"))
     assert result.returncode == ExitCode.AUDIT_BROKEN
     assert "does not verify (seq 2: hash mismatch" in result.stderr and "nothing imported" in result.stderr
@@ -318,3 +346,28 @@ def test_metrics_and_audit_show_read_the_shared_chain_from_any_machine(team_db: 
     assert '"production"' in metrics.stdout
     shown = laptop.run("audit", "show")
     assert shown.returncode == 0 and "deploy.verified" in shown.stdout and "ci" in shown.stdout
+
+
+# -- the gate policy ------------------------------------------------------------------
+
+
+def test_the_owner_sets_the_gate_policy_and_everyone_reads_it(team_db: TeamDatabase, machine: Any) -> None:
+    owner = machine("dba", team_db.dsn(OWNER))
+    set_ = owner.run("state", "policy", "--approvers", "Alice, bob", "--bots", "ci_bot", "--required", "2",
+                     "--forbid-self-approval")
+    assert set_.returncode == 0, set_.stderr
+    expected = ("required 2; approvers alice, bob; bots ci_bot; self-approval forbidden "
+                f"(set by {OWNER})")
+    assert expected in set_.stdout
+    shown = machine("laptop", team_db.dsn("mallory")).run("state", "policy")
+    assert shown.returncode == 0 and expected in shown.stdout
+    partial = owner.run("state", "policy", "--allow-self-approval")  # the other fields stay
+    assert "required 2; approvers alice, bob; bots ci_bot; self-approval allowed" in partial.stdout
+
+
+def test_a_policy_name_that_is_no_login_is_refused_naming_it(team_db: TeamDatabase, machine: Any) -> None:
+    result = machine("dba", team_db.dsn(OWNER)).run("state", "policy", "--approvers", "alice,bob; drop table x")
+    assert result.returncode == ExitCode.USAGE
+    assert "--approvers: 'bob; drop table x' is not a login or role name" in result.stderr
+    shown = machine("laptop", team_db.dsn("bob")).run("state", "policy")
+    assert "approvers any login" in shown.stdout
