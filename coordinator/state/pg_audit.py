@@ -36,6 +36,12 @@ class PostgresAudit:
                data: dict[str, Any] | None = None) -> AuditRecord:
         data = dict(data or {})
         refuse_secret_keys(data)
+        with self.db.mapped_errors():  # a lost server is StateBackendError: the spool keeps the record
+            return self._append_locked(event, operator=operator, release_id=release_id, version=version,
+                                       environment=environment, outcome=outcome, data=data)
+
+    def _append_locked(self, event: AuditEvent, *, operator: str, release_id: str | None, version: str | None,
+                       environment: str | None, outcome: str | None, data: dict[str, Any]) -> AuditRecord:
         conn = self.db.conn
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_KEY,))
