@@ -175,13 +175,15 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
 def deploy_environment(ctx: Context, release: Release, environment: str) -> PlaybookResult:
     """Run deploy.yml (lock, deploy + per-host health, final check, unlock) and record what each host runs now.
 
-    The lock id is saved before the run, so a run killed while holding the lock is resumed
-    under the same lock (acquiring is re-entrant by id) and never locks itself out.
+    The lock id (naming this run) is saved before the run, so a run killed while holding the
+    lock is resumed under the same lock (acquiring is re-entrant by id) and never locks
+    itself out, while a live run's lock refuses every other command (coordinator.locks).
     """
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     ctx.store.ensure_locked(f"deploy.yml on {environment}")  # never an irreversible step without the run lock
     deployment.started_at = deployment.started_at or utcnow()
     deployment.lock_id = lock_id_for(ctx, release, environment)
+    ctx.store.save(release)  # the run's lock id first: a resume after a crash recognizes (and re-enters) it
     result = _playbook(ctx, release, environment, "deploy.yml", deploy_vars(ctx, release, environment))
     absorb_lock_report(ctx, release, environment, result)
     merge_host_states(deployment, result)

@@ -90,23 +90,18 @@ def spool_entries(state_dir: Path) -> list[dict[str, Any]]:
 
 
 def fill(directory: Path) -> Path:
-    """Write zeros into `directory` until its filesystem refuses (ENOSPC)."""
+    """Write zeros into `directory` until its filesystem refuses (ENOSPC), to the last byte."""
     filler = directory / "filler"
-    chunk = b"\0" * (64 * 1024)
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(chunk)
-                handle.flush()
-        except OSError:
-            pass
-    with open(filler, "ab") as handle:  # the last few bytes of the last page too
-        try:
-            while True:
-                handle.write(b"\0")
-                handle.flush()
-        except OSError:
-            pass
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (64 * 1024, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
     return filler
 
 
