@@ -108,10 +108,16 @@ class Context:
 
     def flush_spool(self) -> None:
         """Append what an earlier command could not write, if anything waits (no connection otherwise)."""
+        from coordinator.errors import CoordinatorError
         from coordinator.spool import Spool
 
-        if Spool(self.config.state_dir).entries():
+        waiting = Spool(self.config.state_dir).entries()
+        if not waiting:
+            return
+        try:
             _ = self.audit  # opening the trail appends the spool
+        except CoordinatorError as exc:  # no DSN, a refused chain: the command itself will say so if it matters
+            self.out.warn(f"{len(waiting)} delayed record(s) still wait in the spool: {exc.message}")
 
     def save_delayed_release(self, release: "Release") -> None:
         """Save a spooled release record unless the store already has a newer one (another command moved on)."""

@@ -102,14 +102,10 @@ class Spool:
         written = 0
         with self._locked() as fd:
             pending = _parse(_content(fd))
-            try:
-                for entry in pending:
-                    write(entry)
-                    written += 1
-                    _rewrite(fd, pending[written:])  # one at a time: a crash here never writes one twice
-            finally:
-                if written and written == len(pending):
-                    _rewrite(fd, [])
+            for entry in pending:
+                write(entry)
+                written += 1
+                _rewrite(fd, pending[written:])  # one at a time: a crash here never writes one twice
         return written
 
 
