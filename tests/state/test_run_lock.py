@@ -142,3 +142,30 @@ def test_state_migrate_with_a_malformed_dsn_is_named_too(machine: Any, tmp_path:
     result = machine("admin", "postgresql://owner:pa%ss@127.0.0.1:1/db").run("state", "migrate")
     assert result.returncode == ExitCode.STATE_BACKEND
     assert "pa%ss" not in result.stderr and "owner" not in result.stderr and "cannot be parsed" in result.stderr
+
+
+def test_an_append_on_a_dropped_session_is_spooled_then_appended_delayed_and_the_chain_verifies(
+        team_db: TeamDatabase, tmp_path: Path) -> None:
+    import io
+
+    from coordinator.audit import AuditEvent
+    from coordinator.output import Output
+    from coordinator.redact import Redactor
+    from coordinator.spool import Spool, SpoolingTrail
+    from coordinator.state.pg_audit import PostgresAudit
+
+    db = team_db.connect("alice")
+    err = io.StringIO()
+    trail = SpoolingTrail(PostgresAudit(db), Spool(tmp_path), Output(io.StringIO(), err, redactor=Redactor()))
+    trail.append(AuditEvent.DEPLOY_STARTED, operator="alice", release_id="shop-1.1.0")
+    terminate(team_db, db.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    assert trail.append(AuditEvent.DEPLOY_FAILED, operator="alice", release_id="shop-1.1.0", outcome="failed") is None
+    assert "audit record deploy.failed could not be written (state database 127.0.0.1:" in err.getvalue()
+    assert [e["event"] for e in trail.spool.entries()] == ["deploy.failed"]
+
+    trail.append(AuditEvent.ROLLBACK_COMPLETED, operator="alice", release_id="shop-1.1.0", outcome="rolled_back")
+    events = [(r.event.value, "delayed" in r.data) for r in PostgresAudit(team_db.connect("bob")).records()]
+    assert events == [("deploy.started", False), ("deploy.failed", True), ("rollback.completed", False)]
+    assert PostgresAudit(team_db.connect("bob")).verify().ok
+    assert trail.spool.entries() == []
