@@ -254,8 +254,13 @@ class AuditLog:
             line = record.to_line() + "\n"
             if not ends_with_newline:
                 line = "\n" + line  # never extend a torn line: start a fresh one
-            _write_all(fd, line.encode("utf-8"))
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            except OSError:
+                _cut_back(fd, size)  # a full disk must not leave half a record behind
+                raise
         finally:
             os.close(fd)  # closing releases the flock
         if created:
@@ -456,6 +461,14 @@ def _corrupted(fd: int, path: Path, after_seq: int | None, reason: str, *, from_
                 after_seq = earlier.seq
                 break
     raise AuditLogCorrupted(path, bad_index + 1, after_seq, reason)
+
+
+def _cut_back(fd: int, size: int) -> None:
+    """Undo a partial append (under the flock): the spool keeps the record instead."""
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass  # what stays is an unterminated line: a torn tail, recovered like a crash
 
 
 def _write_all(fd: int, data: bytes) -> None:

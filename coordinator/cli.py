@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from coordinator.errors import CoordinatorError, ExitCode
+from coordinator.redact import PROCESS
 
 if TYPE_CHECKING:
     from coordinator.context import Context
@@ -40,7 +41,9 @@ class State:
         from coordinator.output import Output
 
         config = load_config(self.config_path)
-        return Context(config=config, out=Output(), operator=self.operator or default_operator(), interactive=interactive)
+        ctx = Context(config=config, out=Output(), operator=self.operator or default_operator(), interactive=interactive)
+        ctx.flush_spool()  # records an earlier command could not write go first
+        return ctx
 
 
 pass_state = click.make_pass_decorator(State)
@@ -113,15 +116,26 @@ def release(state: State, version: str, force: bool, reason: str | None, dry_run
 
 @cli.command()
 @click.argument("version", required=False)
+@click.option("--force", is_flag=True, help="Deploy a digest that failed in production before (needs --reason).")
+@click.option("--reason", help="Why a digest that failed before is deployed again (audited).")
 @pass_state
-def resume(state: State, version: str | None) -> None:
-    """Continue the newest unfinished release (or VERSION) from its first incomplete stage."""
-    from coordinator.driver import Driver
+def resume(state: State, version: str | None, force: bool, reason: str | None) -> None:
+    """Continue the newest unfinished release (or VERSION) from its first incomplete stage.
 
+    A release whose digest failed in production stops with exit 23; `--force --reason TEXT`
+    deploys it once more (the hosts refuse a digest they mark bad unless forced).
+    """
+    from coordinator.driver import Driver
+    from coordinator.errors import UsageError
+
+    if force and not reason:
+        raise UsageError("--force needs --reason TEXT saying why a digest that failed before is deployed again")
+    if force and version is None:
+        raise UsageError("--force needs the VERSION to resume: coordinator resume VERSION --force --reason TEXT")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     ctx = state.context(interactive=interactive)
     _install_signal_handlers(ctx)
-    Driver(ctx, confirm=confirm_by_typing).resume(version)
+    Driver(ctx, confirm=confirm_by_typing).resume(version, force_reason=reason if force else None)
 
 
 @cli.command()
@@ -223,7 +237,8 @@ def audit_verify(state: State) -> None:
     ctx = state.context()
     result = ctx.audit.verify()
     # Only the local file can be torn by a crash; the database chain is transactional.
-    recovered = describe_recovered_crashes(ctx.audit, result) if isinstance(ctx.audit, AuditLog) else []
+    trail = ctx.audit.trail
+    recovered = describe_recovered_crashes(trail, result) if isinstance(trail, AuditLog) else []
     if result.ok:
         torn = " (last line torn by a crash; ignored)" if result.torn_tail else ""
         ctx.out.success(f"audit chain intact: {result.count} record(s), head {ctx.audit.head_hash()}{torn}")
@@ -479,7 +494,7 @@ def main() -> None:
         exc.show()
         sys.exit(ExitCode.USAGE)
     except CoordinatorError as exc:
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {PROCESS.redact(exc.message)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; run `coordinator resume` to continue", err=True)
@@ -487,6 +502,11 @@ def main() -> None:
     except Exception as exc:  # an unexpected failure: one line unless --debug
         if debug:
             raise
-        click.echo(f"error: unexpected {exc.__class__.__name__}: {exc} (rerun with --debug for details)", err=True)
+        if type(exc).__module__.split(".")[0] == "psycopg":  # a database error no layer named: still exit 19
+            click.echo(f"error: state database failed: {PROCESS.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}; "
+                       "check that the server runs and this machine reaches it, then run the command again", err=True)
+            sys.exit(ExitCode.STATE_BACKEND)
+        click.echo(f"error: unexpected {exc.__class__.__name__}: {PROCESS.redact(str(exc))} (rerun with --debug for details)",
+                   err=True)
         sys.exit(ExitCode.ERROR)
     sys.exit(ExitCode.OK)

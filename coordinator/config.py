@@ -330,6 +330,12 @@ class Config(Strict):
             "(or set state.dsn_file to a 0600 file)"
         )
 
+    def dsn_source(self) -> str:
+        """Where the DSN came from, for messages (never the value)."""
+        if os.environ.get(self.state.dsn_env, "").strip() or self.state.dsn_file is None:
+            return f"environment variable {self.state.dsn_env}"
+        return f"state.dsn_file {self.state.dsn_file}"
+
 
 def secret_from(env: str, path: Path | None, key: str) -> str | None:
     """A secret from environment variable `env`, else from the 0600 file `path`; None if neither has one."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
+import secrets
+import socket
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,6 +22,8 @@ from coordinator.store import ReleaseStore
 
 if TYPE_CHECKING:
     from coordinator.ansible import PlaybookResult
+    from coordinator.release import Release
+    from coordinator.spool import SpoolingTrail
     from coordinator.state import AuditTrail, ReleaseRecords
     from coordinator.state.postgres import Database
     from coordinator.ci import CIProvider
@@ -31,14 +36,10 @@ def default_operator() -> str:
     return os.environ.get("COORDINATOR_OPERATOR") or getpass.getuser()
 
 
-def password_in(dsn: str) -> str | None:
-    """The password inside a DSN (to redact it from output), if it has one."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        return str(conninfo_to_dict(dsn).get("password") or "") or None
-    except Exception:  # an unparsable DSN fails on connect, with a message that does not echo it
-        return None
+def new_run_id() -> str:
+    """This command's run: machine, process and a nonce (a pid is reused sooner or later)."""
+    machine = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+    return f"{machine}.{os.getpid()}.{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -52,6 +53,10 @@ class Context:
     # Successful deploy.yml runs of this process, by environment: their final check (every
     # host healthy after the last batch) stands in for verify.yml unless the release resumes.
     checked_by_deploy: dict[str, "PlaybookResult"] = field(default_factory=dict)
+    # This command's run: part of every host lock id it takes (coordinator.locks).
+    run_id: str = field(default_factory=new_run_id)
+    # `--force`: deploy a digest that failed in production before (audited by the driver).
+    force: bool = False
 
     @property
     def team_mode(self) -> bool:
@@ -68,9 +73,8 @@ class Context:
             raise ConfigError("state.backend postgres needs psycopg 3: pip install 'coordinator[team]'") from None
 
         dsn = self.config.database_dsn()
-        self.out.add_secret(dsn)
-        self.out.add_secret(password_in(dsn))
-        return Database(dsn, connect_timeout_s=self.config.state.connect_timeout_s)
+        self.out.add_dsn(dsn)
+        return Database(dsn, connect_timeout_s=self.config.state.connect_timeout_s, source=self.config.dsn_source())
 
     @cached_property
     def store(self) -> "ReleaseRecords":
@@ -81,16 +85,45 @@ class Context:
         return ReleaseStore(self.config.state_dir)
 
     @cached_property
-    def audit(self) -> "AuditTrail":
+    def audit(self) -> "SpoolingTrail":
+        """The audit trail behind the spool: what cannot be written now is kept and appended later."""
+        from coordinator.spool import Spool, SpoolingTrail
+
+        trail: AuditTrail
         if self.team_mode:
             from coordinator.state.pg_audit import PostgresAudit
 
-            return PostgresAudit(self.database)
-        from coordinator.audit import AuditLog
+            trail = PostgresAudit(self.database)
+        else:
+            from coordinator.audit import AuditLog
 
-        store = ReleaseStore(self.config.state_dir)
-        store.ensure()
-        return AuditLog(store.audit_path)
+            store = ReleaseStore(self.config.state_dir)
+            store.ensure()
+            trail = AuditLog(store.audit_path)
+        spool = Spool(self.config.state_dir)
+        spool.reserve()
+        spooling = SpoolingTrail(trail, spool, self.out)
+        spooling.flush(self.save_delayed_release)
+        return spooling
+
+    def flush_spool(self) -> None:
+        """Append what an earlier command could not write, if anything waits (no connection otherwise)."""
+        from coordinator.errors import CoordinatorError
+        from coordinator.spool import Spool
+
+        waiting = Spool(self.config.state_dir).entries()
+        if not waiting:
+            return
+        try:
+            _ = self.audit  # opening the trail appends the spool
+        except CoordinatorError as exc:  # no DSN, a refused chain: the command itself will say so if it matters
+            self.out.warn(f"{len(waiting)} delayed record(s) still wait in the spool: {exc.message}")
+
+    def save_delayed_release(self, release: "Release") -> None:
+        """Save a spooled release record unless the store already has a newer one (another command moved on)."""
+        current = self.store.load(release.id)
+        if current is None or current.updated_at < release.updated_at:
+            self.store.save(release)
 
     @cached_property
     def forge_token(self) -> str:

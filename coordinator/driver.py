@@ -13,9 +13,8 @@ from collections.abc import Callable
 from coordinator import failpoints
 from coordinator.context import Context
 from coordinator.errors import (
-    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, FirstReleaseFailed, GateRefused, IdentityRefused,
-    Interrupted,
-    RollbackFailed, RolledBack, UsageError,
+    AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, DigestFailedBefore, FirstReleaseFailed, GateRefused,
+    IdentityRefused, Interrupted, RollbackFailed, RolledBack, RunLockLost, UsageError,
 )
 from coordinator.release import MARKED_BAD, Intent, Release, ReleaseStatus, Stage, utcnow
 from coordinator.versioning import parse_version, tag_for
@@ -51,12 +50,27 @@ class Driver:
             release = self._open(version, force_reason)
             return self._run(release)
 
-    def resume(self, version_text: str | None = None) -> Release:
+    def resume(self, version_text: str | None = None, *, force_reason: str | None = None) -> Release:
+        """Continue a release; one whose digest failed in production continues only with `force_reason`."""
         found = self._find_resumable(version_text)
         with self.ctx.store.locked(f"resume {found.version}", release_id=found.id):
             release = self.ctx.store.load(found.id) or found  # re-read: another machine may have moved it on
+            if force_reason:
+                self._force(release, force_reason)
             self.ctx.out.step(f"resuming {release.tag} at {release.next_stage or 'the end'}")
             return self._run(release)
+
+    def _force(self, release: Release, reason: str) -> None:
+        """`--force`: the operator takes responsibility for deploying a digest that failed before (audited)."""
+        from coordinator.audit import AuditEvent
+
+        self.ctx.force = True
+        self.ctx.audit.append(AuditEvent.RELEASE_MARKED_BAD, operator=self.ctx.operator, release_id=release.id,
+                              version=release.version, outcome="forced",
+                              data={"reason": reason, "digest": release.build.digest if release.build else ""})
+        if release.status in MARKED_BAD and release.status is not ReleaseStatus.ROLLBACK_FAILED:
+            release.status = ReleaseStatus.IN_PROGRESS
+            release.reopen_from(Stage.PROMOTE)
 
     def _open(self, version: str, force_reason: str | None) -> Release:
         from coordinator.audit import AuditEvent
@@ -73,6 +87,7 @@ class Driver:
                     )
                 self.ctx.audit.append(AuditEvent.RELEASE_MARKED_BAD, operator=self.ctx.operator, release_id=release_id,
                                       version=version, outcome="forced", data={"reason": force_reason})
+                self.ctx.force = True  # the hosts refuse a digest they mark bad unless the run says so
                 existing.status = ReleaseStatus.IN_PROGRESS
                 existing.reopen_from(Stage.VALIDATE)
             if existing.status == ReleaseStatus.FAILED and Stage.TAG not in existing.completed:
@@ -102,8 +117,21 @@ class Driver:
             raise UsageError("nothing to resume: every release is completed or rolled back (see `coordinator status`)")
         return open_releases[-1]
 
-    def _save(self, release: Release) -> None:
+    def _save(self, release: Release, *, before: str | None = None) -> None:
+        """Save under the run lock: with `before`, first check that the lock is still ours (RunLockLost if not)."""
+        if before is not None:
+            self.ctx.store.ensure_locked(before)
         self.ctx.store.save(release)
+
+    def _save_after_failure(self, release: Release) -> None:
+        """The failure is recorded; when it cannot be (the database is gone, the disk is full), the
+        record goes to the spool and the command still ends with the failure's own exit code."""
+        from coordinator.spool import UNWRITABLE
+
+        try:
+            self.ctx.store.save(release)
+        except UNWRITABLE as exc:
+            self.ctx.audit.keep_release(release, exc)
 
     def _run(self, release: Release) -> Release:
         if release.status == ReleaseStatus.ROLLBACK_FAILED:
@@ -116,19 +144,20 @@ class Driver:
                                  "nothing to redo")
             return release
         if release.status in MARKED_BAD:
-            raise UsageError(f"{release.tag} failed in {self.ctx.config.promote_to} ({release.status.value}) and is marked "
-                             f"bad: nothing to resume. Release a new version, or `coordinator release {release.version} "
-                             "--force --reason TEXT`")
+            digest = release.build.digest if release.build else "its digest"
+            raise DigestFailedBefore(
+                f"{release.tag} ({digest}) failed in {self.ctx.config.promote_to} ({release.status.value}): not "
+                f"deployed again. Release a new version, or `coordinator resume {release.version} --force --reason TEXT`")
         release.status = ReleaseStatus.IN_PROGRESS
         release.last_error = None
-        self._save(release)
+        self._save(release, before="the first stage")
         try:
             while (stage := release.next_stage) is not None:
                 if self.ctx.cancel.is_set():
                     raise Interrupted(f"stopped before {stage}; run `coordinator resume` to continue")
                 self.ctx.out.step(f"{stage.value}: {release.tag}")
                 release.intent = Intent(action=stage.value, started_at=utcnow())
-                self._save(release)
+                self._save(release, before=stage.value)
                 failpoints.hit(f"before:{stage.value}")
                 started = time.monotonic()
                 try:
@@ -138,14 +167,16 @@ class Driver:
                 failpoints.hit(f"after:{stage.value}")
                 release.intent = None
                 release.mark_completed(stage)
-                self._save(release)
+                self._save(release, before=f"recording {stage.value} as done")
+        except RunLockLost:
+            raise  # the record is no longer ours to write: another command may own it now
         except CoordinatorError as exc:
             release.last_error = exc.message
             release.status = _status_after(exc, release.status)
-            self._save(release)
+            self._save_after_failure(release)
             raise
         release.status = ReleaseStatus.COMPLETED
-        self._save(release)
+        self._save(release, before="recording the release as completed")
         self.ctx.out.success(f"{release.tag} released: {release.announcement.release_url or ''}")
         return release
 

@@ -34,6 +34,8 @@ class ExitCode(IntEnum):
     FIRST_RELEASE_FAILED = 17  # the first release to an environment failed: nothing to restore
     IDENTITY_REFUSED = 18  # the approver's identity could not be verified or may not approve
     STATE_BACKEND = 19  # the state database is unreachable, or its schema is not this code's
+    RUN_LOCK_LOST = 20  # team mode: this command's run lock was lost; it stopped before its next step
+    DIGEST_FAILED_BEFORE = 23  # the digest failed in production before; `--force` to deploy it again
 
 
 class CoordinatorError(Exception):
@@ -162,6 +164,8 @@ class FirstReleaseFailed(CoordinatorError):
     """The first release to an environment failed: the broken container was removed, nothing restored."""
 
     exit_code = ExitCode.FIRST_RELEASE_FAILED
+
+
 class IdentityRefused(CoordinatorError):
     """The acting identity could not be verified, or it may not approve this release."""
 
@@ -172,3 +176,19 @@ class StateBackendError(CoordinatorError):
     """The shared state database is unreachable, refused us, or has another schema version."""
 
     exit_code = ExitCode.STATE_BACKEND
+
+
+class RunLockLost(CoordinatorError):
+    """The run lock's database session is gone (terminated, or the server restarted).
+
+    Another command may hold the lock now, so this one stops before its next step and
+    writes nothing more to the release record: it no longer owns it.
+    """
+
+    exit_code = ExitCode.RUN_LOCK_LOST
+
+
+class DigestFailedBefore(CoordinatorError):
+    """The digest about to be deployed already failed in production: no automatic second try."""
+
+    exit_code = ExitCode.DIGEST_FAILED_BEFORE

@@ -1,13 +1,19 @@
 """The host-side deploy lock: taken by deploy.yml itself (deploy_lock_acquire) and given
 back by it when every host passed, or through lock.yml for rollbacks and by hand.
 
-The lock id is kept in the release record, so a resumed release re-acquires its own lock
-(acquire is re-entrant by id) instead of locking itself out; a lock past its expiry is
-taken over and the takeover is audited and escalated.
+The lock id names the run, not just the release: `<release key>.<machine>.<pid>.<nonce>`.
+Acquiring is re-entrant by id, so with one id per release a second command for the same
+release (one whose run lock was lost, or one started while the first still deploys) would
+walk straight into the first one's lock. With the run in the id it is refused like anyone
+else. A crashed run's lock is still recognized: the id is kept in the release record, and
+when it names this machine and a process that no longer exists, the resumed run takes it
+over by re-entering it, as before. A lock past its expiry is taken over by anyone and the
+takeover is audited and escalated.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Any
 
@@ -25,6 +31,30 @@ def _lock_playbook(ctx: Context, environment: str, extravars: dict[str, Any], id
 
 def new_lock_id() -> str:
     return secrets.token_hex(8)
+
+
+def run_lock_id(release_key: str, run_id: str) -> str:
+    return f"{release_key}.{run_id}"
+
+
+def lock_run_gone(lock_id: str, run_id: str) -> bool:
+    """True when `lock_id` was taken by a run that has certainly ended: another process of this
+    machine that no longer exists, or an id from before ids named their run (resumed as before)."""
+    parts = lock_id.split(".")
+    if len(parts) < 4:
+        return True  # a per-release id (older coordinator): re-entered as it always was
+    machine, pid = ".".join(parts[1:-2]), parts[-2]
+    if machine != run_id.split(".")[0] or not pid.isdigit():
+        return False  # another machine's run: only its expiry or `lock release` frees it
+    if int(pid) == os.getpid():
+        return False  # this process: never "gone" (a nonce mismatch is another run of this pid)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
 
 
 def refusal(result: PlaybookResult) -> str | None:

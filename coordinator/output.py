@@ -9,15 +9,18 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from coordinator.redact import PROCESS, Redactor
+
 
 class Output:
     """info / step / success / warn / error, with secret redaction."""
 
-    def __init__(self, stream: TextIO | None = None, err: TextIO | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, err: TextIO | None = None, *, quiet: bool = False,
+                 redactor: Redactor | None = None) -> None:
         self._stream = stream
         self._err = err
         self.quiet = quiet
-        self._secrets: list[str] = []
+        self.redactor = redactor or PROCESS
 
     @property
     def stream(self) -> TextIO:
@@ -29,13 +32,14 @@ class Output:
 
     def add_secret(self, value: str | None) -> None:
         """Never print this value (tokens read from the environment or a file)."""
-        if value and len(value) >= 4 and value not in self._secrets:
-            self._secrets.append(value)
+        self.redactor.add(value)
+
+    def add_dsn(self, dsn: str) -> None:
+        """Never print this DSN nor its password, however it is spelled."""
+        self.redactor.add_dsn(dsn)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.redactor.redact(text)
 
     def _print(self, text: str, *, err: bool = False) -> None:
         stream = self.err if err else self.stream

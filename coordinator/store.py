@@ -87,3 +87,6 @@ class ReleaseStore:
             yield
         finally:
             os.close(fd)
+
+    def ensure_locked(self, before: str) -> None:
+        """The state dir's flock is the kernel's: held until this process exits, never lost."""

@@ -72,17 +72,24 @@ def health_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
     }
 
 
-def lock_id_for(release: Release, environment: str) -> str:
-    """Deterministic per release and environment, so a resumed run re-enters its own lock."""
+def lock_id_for(ctx: Context, release: Release, environment: str) -> str:
+    """The host lock id this run works under: the one recorded when it is this run's (or a crashed
+    run's of this machine, taken over by re-entering it), else a new one naming this run, which
+    the host refuses while another run of the same release holds its lock (see `coordinator.locks`)."""
+    from coordinator import locks
+
+    recorded = release.deployments.setdefault(environment, Deployment(environment=environment)).lock_id
+    if recorded and (recorded.endswith(f".{ctx.run_id}") or locks.lock_run_gone(recorded, ctx.run_id)):
+        return recorded
     seed = f"{release.id}|{release.created_at.isoformat()}|{environment}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+    return locks.run_lock_id(hashlib.sha256(seed.encode()).hexdigest()[:16], ctx.run_id)
 
 
 def take_lock(ctx: Context, release: Release, environment: str) -> str:
     """Take the lock through lock.yml: for a rollback after deploy.yml already gave it back."""
     from coordinator import locks
 
-    lock_id = lock_id_for(release, environment)
+    lock_id = lock_id_for(ctx, release, environment)
     locks.acquire(ctx, environment, lock_id=lock_id, version=release.version,
                   reason=f"release {release.tag}", release_id=release.id)
     release.deployments.setdefault(environment, Deployment(environment=environment)).lock_id = lock_id
@@ -122,7 +129,7 @@ def absorb_lock_report(ctx: Context, release: Release, environment: str, result:
         _audit_failure(ctx, release, environment, _REFUSAL_OUTCOMES.get(type(error), "failed"),
                        {"reason": error.message, "deployed": False})
         raise error
-    lock_id = lock_id_for(release, environment)
+    lock_id = deployment.lock_id or lock_id_for(ctx, release, environment)
     if not any("locked" in data for data in reports):
         return  # the run ended before the lock play reported (killed or broken run): keep the intent
     locks.record_acquired(ctx, environment, result, version=release.version, release_id=release.id)
@@ -152,7 +159,7 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
         "docker_release_version": release.version,
         "docker_release_deployed_by": ctx.operator,
         "docker_release_release_id": release.id,
-        "deploy_lock_id": lock_id_for(release, environment),
+        "deploy_lock_id": lock_id_for(ctx, release, environment),
         "deploy_lock_acquire": True,
         "deploy_lock_owner": ctx.operator,
         "deploy_lock_reason": f"release {release.tag}",
@@ -160,18 +167,23 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
     }
     if env.serial:
         extravars["deploy_serial"] = env.serial
+    if ctx.force:
+        extravars["docker_release_allow_bad_digest"] = True  # `--force`: a digest the hosts mark bad may go again
     return extravars
 
 
 def deploy_environment(ctx: Context, release: Release, environment: str) -> PlaybookResult:
     """Run deploy.yml (lock, deploy + per-host health, final check, unlock) and record what each host runs now.
 
-    The lock id is saved before the run, so a run killed while holding the lock is resumed
-    under the same lock (acquiring is re-entrant by id) and never locks itself out.
+    The lock id (naming this run) is saved before the run, so a run killed while holding the
+    lock is resumed under the same lock (acquiring is re-entrant by id) and never locks
+    itself out, while a live run's lock refuses every other command (coordinator.locks).
     """
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
+    ctx.store.ensure_locked(f"deploy.yml on {environment}")  # never an irreversible step without the run lock
     deployment.started_at = deployment.started_at or utcnow()
-    deployment.lock_id = lock_id_for(release, environment)
+    deployment.lock_id = lock_id_for(ctx, release, environment)
+    ctx.store.save(release)  # the run's lock id first: a resume after a crash recognizes (and re-enters) it
     result = _playbook(ctx, release, environment, "deploy.yml", deploy_vars(ctx, release, environment))
     absorb_lock_report(ctx, release, environment, result)
     merge_host_states(deployment, result)
@@ -201,14 +213,13 @@ def failure_reason(result: PlaybookResult) -> str:
 
 
 def rollback_environment(ctx: Context, release: Release, environment: str, reason: str) -> None:
-    """Restore the previous release on `environment`; always raises (RolledBack or RollbackFailed)."""
-    from coordinator.audit import AuditEvent
+    """Restore the previous release on `environment`; always raises (RolledBack or RollbackFailed).
 
+    Safety before bookkeeping: the rollback runs, the page goes out and the lock is given back
+    first; the audit records follow (and go to the spool when they cannot be written).
+    """
     assert release.build is not None
     ctx.out.alarm(f"{environment} verification failed for {release.tag}: {reason}. Rolling back.")
-    ctx.audit.append(AuditEvent.DEPLOY_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
-                     environment=environment, outcome="failed",
-                     data={"reason": reason, "digest": release.build.digest, "commit": release.commit_sha or ""})
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     if deployment.lock_id is None:  # deploy.yml gave it back (a resumed verify failed): take it again
         try:
@@ -216,7 +227,7 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
         except (LockHeld, HostUnreachable, HostNotReady) as exc:
             _rollback_failed(ctx, release, environment, reason, f"could not take the lock: {exc.message}")
     result = _playbook(ctx, release, environment, "rollback.yml", {
-        "deploy_lock_id": lock_id_for(release, environment),
+        "deploy_lock_id": deployment.lock_id or lock_id_for(ctx, release, environment),
         "rollback_from_digest": release.build.digest,
         "rollback_reason": f"{release.tag} failed verification: {reason}"[:200],
         "rollback_release_id": release.id,
@@ -225,35 +236,49 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     merge_host_states(deployment, result)
     deployment.finished_at = utcnow()
     restored = sorted({state.version or "?" for state in result.host_states().values()})
-    if result.ok:
-        deployment.outcome = "rolled_back"
-        release.status = ReleaseStatus.ROLLED_BACK
-        message = f"{environment}: {release.tag} failed ({reason}); rolled back to {', '.join(restored) or 'the previous release'}"
-        ctx.audit.append(AuditEvent.ROLLBACK_COMPLETED, operator=ctx.operator, release_id=release.id, version=release.version,
-                         environment=environment, outcome="rolled_back",
-                         data={"restored_versions": restored, "hosts": sorted(result.hosts), "bad_digest": release.build.digest})
-        _escalate(ctx, release, environment, reason, message, rolled_back=True, restored=restored)
-        drop_lock(ctx, release, environment)
-        ctx.out.alarm(message)
-        release.last_error = message
-        raise RolledBack(message)
-    _rollback_failed(ctx, release, environment, reason, result.summary())
+    if not result.ok:
+        _rollback_failed(ctx, release, environment, reason, result.summary())
+    deployment.outcome = "rolled_back"
+    release.status = ReleaseStatus.ROLLED_BACK
+    message = f"{environment}: {release.tag} failed ({reason}); rolled back to {', '.join(restored) or 'the previous release'}"
+    _escalate(ctx, release, environment, reason, message, rolled_back=True, restored=restored)
+    drop_lock(ctx, release, environment)
+    ctx.out.alarm(message)
+    release.last_error = message
+    _audit_deploy_failed(ctx, release, environment, reason)
+    _audit_outcome(ctx, release, environment, "rollback.completed", "rolled_back",
+                   {"restored_versions": restored, "hosts": sorted(result.hosts), "bad_digest": release.build.digest})
+    raise RolledBack(message)
+
+
+def _audit_deploy_failed(ctx: Context, release: Release, environment: str, reason: str) -> None:
+    from coordinator.audit import AuditEvent
+
+    assert release.build is not None
+    ctx.audit.append(AuditEvent.DEPLOY_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
+                     environment=environment, outcome="failed",
+                     data={"reason": reason, "digest": release.build.digest, "commit": release.commit_sha or ""})
+
+
+def _audit_outcome(ctx: Context, release: Release, environment: str, event: str, outcome: str, data: dict[str, Any]) -> None:
+    from coordinator.audit import AuditEvent
+
+    ctx.audit.append(AuditEvent(event), operator=ctx.operator, release_id=release.id, version=release.version,
+                     environment=environment, outcome=outcome, data=data)
 
 
 def _rollback_failed(ctx: Context, release: Release, environment: str, reason: str, detail: str) -> NoReturn:
-    from coordinator.audit import AuditEvent
-
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     deployment.outcome = "rollback_failed"
     release.status = ReleaseStatus.ROLLBACK_FAILED
     held = f"The deploy lock stays held (id {deployment.lock_id})" if deployment.lock_id else "No deploy lock is held by this release"
     message = (f"{environment}: {release.tag} failed ({reason}) AND the rollback failed: {detail}. "
                f"Act now: see README 'Manual rollback'. {held}")
-    ctx.audit.append(AuditEvent.ROLLBACK_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
-                     environment=environment, outcome="rollback_failed", data={"reason": detail})
     _escalate(ctx, release, environment, reason, message, rolled_back=False)
     ctx.out.alarm(message)
     release.last_error = message
+    _audit_deploy_failed(ctx, release, environment, reason)
+    _audit_outcome(ctx, release, environment, "rollback.failed", "rollback_failed", {"reason": detail})
     raise RollbackFailed(message)
 
 
@@ -316,8 +341,6 @@ def fail_first_release(ctx: Context, release: Release, environment: str, result:
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     deployment.outcome = "first_release_failed"
     deployment.finished_at = utcnow()
-    _audit_failure(ctx, release, environment, "first_release_failed",
-                   {"reason": reason, "digest": release.build.digest, "removed_from": removed})
     drop_lock(ctx, release, environment)
     lock_note = "the deploy lock was released" if deployment.lock_id is None else f"the deploy lock is still held (id {deployment.lock_id})"
     message = (f"first release of {release.tag} to {environment} failed: {reason}; nothing to restore, "
@@ -325,4 +348,6 @@ def fail_first_release(ctx: Context, release: Release, environment: str, result:
     _escalate(ctx, release, environment, reason, message, rolled_back=False, first_release=True)
     ctx.out.alarm(message)
     release.last_error = message
+    _audit_failure(ctx, release, environment, "first_release_failed",
+                   {"reason": reason, "digest": release.build.digest, "removed_from": removed})
     raise FirstReleaseFailed(message)

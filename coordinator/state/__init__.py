@@ -35,6 +35,10 @@ class ReleaseRecords(Protocol):
         """Hold the run lock (of `release_id`, or of the whole store) or raise LockHeld at once."""
         ...
 
+    def ensure_locked(self, before: str) -> None:
+        """Raise RunLockLost if the run lock held through `locked` is gone; `before` names the next step."""
+        ...
+
     def add_approval(self, release: "Release", approval: "Approval") -> None:
         """Persist one approval (the database decides its approver, time and whether it may count)."""
         ...
@@ -49,7 +53,9 @@ class AuditTrail(Protocol):
 
     def append(self, event: "AuditEvent", *, operator: str, release_id: str | None = None, version: str | None = None,
                environment: str | None = None, outcome: str | None = None,
-               data: dict[str, Any] | None = None) -> "AuditRecord": ...
+               data: dict[str, Any] | None = None) -> "AuditRecord | None":
+        """The record written, or None when it was kept in the spool to be appended later."""
+        ...
 
     def records(self) -> list["AuditRecord"]: ...
 

@@ -35,7 +35,7 @@ def import_state_dir(ctx: Context, directory: Path) -> tuple[int, int]:
     if not checked.ok:
         raise AuditBroken(f"{local.audit_path} does not verify (seq {checked.first_bad_seq}: {checked.reason}): "
                           "nothing imported; restore it from its last good copy first")
-    store, audit = ctx.store, ctx.audit
+    store, audit = ctx.store, ctx.audit.trail
     assert isinstance(store, PostgresStore) and isinstance(audit, PostgresAudit)
     records = log.records()
     releases = local.all()

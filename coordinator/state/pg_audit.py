@@ -41,6 +41,12 @@ class PostgresAudit:
                data: dict[str, Any] | None = None) -> AuditRecord:
         data = dict(data or {})
         refuse_secret_keys(data)
+        with self.db.mapped_errors():  # a lost server is StateBackendError: the spool keeps the record
+            return self._append_locked(event, operator=operator, release_id=release_id, version=version,
+                                       environment=environment, outcome=outcome, data=data)
+
+    def _append_locked(self, event: AuditEvent, *, operator: str, release_id: str | None, version: str | None,
+                       environment: str | None, outcome: str | None, data: dict[str, Any]) -> AuditRecord:
         writer = session_login(self.db)
         conn = self.db.conn
         try:
@@ -57,7 +63,8 @@ class PostgresAudit:
                 body = canonical_json(draft.hashed_fields())
                 row = conn.execute(f"SELECT {SCHEMA}.append_audit(%s)".encode(), (body,)).fetchone()
         except psycopg.Error as exc:
-            if (refused := refusal(exc, AuditBroken, f"audit record {draft.seq}")) is not None:
+            what = f"audit record {draft.seq}" if "draft" in locals() else "an audit record"
+            if (refused := refusal(exc, AuditBroken, what)) is not None:
                 raise refused from None
             raise
         assert row is not None

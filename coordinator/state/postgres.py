@@ -14,16 +14,21 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from coordinator.errors import GateRefused, IdentityRefused, LockHeld, StateBackendError
+from coordinator.errors import GateRefused, IdentityRefused, StateBackendError
+from coordinator.redact import Redactor, dsn_problem
 from coordinator.release import Approval, Release, utcnow
 from coordinator.state.gate_sql import GatePolicy, read_policy, refusal, session_login
+from coordinator.state.schema_v2 import IDENTITY_STATE, RECORD_STATE
 from coordinator.state.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, VERSION_TABLE
+
+if TYPE_CHECKING:
+    from coordinator.state.run_lock import RunLock
 
 
 def advisory_key(name: str) -> int:
@@ -33,34 +38,66 @@ def advisory_key(name: str) -> int:
 
 MIGRATION_KEY = advisory_key("coordinator:migrate")
 
+_REFUSALS = (pg_errors.IntegrityError, pg_errors.InsufficientPrivilege, pg_errors.RaiseException)
+"""Errors that are the database saying no to this write, not the database being gone."""
+_REFUSAL_STATES = (IDENTITY_STATE, RECORD_STATE)
+"""The SQLSTATEs schema v2's functions raise when they refuse a write (gate_sql.refusal names them)."""
+
 
 class Database:
-    """A lazily opened autocommit connection; the schema version is checked on first use."""
+    """A lazily opened autocommit connection for records; the schema version is checked on first use.
 
-    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0, check_schema: bool = True) -> None:
+    It may reconnect after a lost session, because it holds no lock: the run lock lives on
+    its own session (`coordinator.state.run_lock`), which is never reopened behind its back.
+    Every psycopg error leaves here as StateBackendError naming host:port/db, except the
+    refusals a caller turns into its own error (a unique or privilege violation, a raised
+    exception in a database function).
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0, check_schema: bool = True,
+                 source: str = "the configured DSN") -> None:
         self._dsn = dsn
         self._timeout = connect_timeout_s
         self._check_schema = check_schema
+        self._source = source
         self._conn: psycopg.Connection[Any] | None = None
+        self._redactor = Redactor()
+        self._redactor.add_dsn(dsn)
         self.application_name = f"coordinator pid {os.getpid()} on {socket.gethostname()}"[:63]
+
+    def _conninfo(self) -> dict[str, Any]:
+        """The parsed DSN; a DSN that does not parse is refused without quoting any of it."""
+        try:
+            return dict(psycopg.conninfo.conninfo_to_dict(self._dsn))
+        except psycopg.Error:
+            raise StateBackendError(dsn_problem(self._source)) from None
 
     def where(self) -> str:
         """host:port/database, for messages (never the user or password)."""
         try:
-            info = psycopg.conninfo.conninfo_to_dict(self._dsn)
-        except psycopg.ProgrammingError:
-            return "the database (DSN unreadable)"
+            info = self._conninfo()
+        except StateBackendError:
+            return "the state database (its DSN cannot be parsed)"
         return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or '?'}"
+
+    def describe_error(self, exc: BaseException) -> str:
+        """The first line of a database error, with every spelling of the DSN's secrets masked."""
+        return self._redactor.redact(_first_line(exc))
+
+    def connect(self, **options: Any) -> psycopg.Connection[Any]:
+        """A new autocommit session (for the run lock: `options` adds TCP keepalives)."""
+        self._conninfo()  # a malformed DSN is named before psycopg can echo it
+        try:
+            return psycopg.connect(self._dsn, autocommit=True, connect_timeout=max(1, int(self._timeout)),
+                                   application_name=self.application_name, **options)
+        except psycopg.Error as exc:
+            raise StateBackendError(f"state database {self.where()} is unreachable: {self.describe_error(exc)}; "
+                                    "check state.dsn_env / state.dsn_file and that the server runs") from None
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            try:
-                self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=max(1, int(self._timeout)),
-                                             application_name=self.application_name)
-            except psycopg.Error as exc:
-                raise StateBackendError(f"state database {self.where()} is unreachable: {_first_line(exc)}; "
-                                        "check state.dsn_env / state.dsn_file and that the server runs") from None
+            self._conn = self.connect()
             if self._check_schema:
                 self._require_current_schema()
         return self._conn
@@ -74,21 +111,41 @@ class Database:
             self._conn.close()
             self._conn = None
 
+    def backend_error(self, exc: psycopg.Error) -> StateBackendError:
+        """exit 19, naming the server and what to do; the DSN's secrets never appear."""
+        return StateBackendError(f"state database {self.where()} failed: {self.describe_error(exc)}; check that the "
+                                 "server runs and this machine reaches it, then run the command again (records that "
+                                 "could not be written are kept in the spool and appended then)")
+
+    @contextmanager
+    def mapped_errors(self, *passing: type[psycopg.Error]) -> Iterator[None]:
+        """Turn a lost server (or any unexpected psycopg error) into StateBackendError; refusals
+        and the `passing` errors a caller handles itself are re-raised as they are."""
+        handled_elsewhere: tuple[type[BaseException], ...] = (*_REFUSALS, *passing)
+        try:
+            yield
+        except handled_elsewhere:
+            raise
+        except psycopg.Error as exc:
+            if exc.sqlstate in _REFUSAL_STATES:  # schema v2's own refusals: the caller names them
+                raise
+            raise self.backend_error(exc) from None
+
     def execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] | None = None) -> psycopg.Cursor[Any]:
         """Run one statement; a lost server is StateBackendError, refusals (privilege, constraint) stay psycopg's."""
-        try:
+        with self.mapped_errors():
             return self.conn.execute(query.encode(), params)
-        except psycopg.OperationalError as exc:
-            raise StateBackendError(f"state database {self.where()} failed: {_first_line(exc)}") from None
 
     def schema_version(self) -> int:
         """0 when the schema is not there yet."""
         try:
-            row = self.conn.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version".encode()).fetchone()
+            with self.mapped_errors(pg_errors.UndefinedTable):
+                row = self.conn.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version".encode()).fetchone()
         except pg_errors.UndefinedTable:
             return 0
         except pg_errors.InsufficientPrivilege as exc:
-            raise StateBackendError(f"state database {self.where()}: no access to schema {SCHEMA} ({_first_line(exc)}); "
+            raise StateBackendError(f"state database {self.where()}: no access to schema {SCHEMA} "
+                                    f"({self.describe_error(exc)}); "
                                     "grant the role membership in state.app_role (README 'Team mode')") from None
         return int(row[0] or 0) if row else 0
 
@@ -112,28 +169,43 @@ class Database:
 
 
 def migrate(db: Database, app_role: str) -> tuple[int, int]:
-    """Apply every pending migration as the schema owner; returns (from, to). Refuses a newer schema."""
+    """Apply every pending migration as the schema owner; returns (from, to). Refuses a newer schema.
+
+    The whole run holds the migration lock, and the version is read only once it is held:
+    of two `state migrate` at once, one migrates and the other then finds it up to date.
+    """
     conn = db.conn
     try:
+        with db.mapped_errors():
+            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_KEY,))
+        try:
+            return _migrate_locked(db, app_role)
+        finally:
+            if not conn.closed:
+                with db.mapped_errors():
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_KEY,))
+    except pg_errors.InsufficientPrivilege as exc:
+        raise StateBackendError(f"migrating {db.where()} needs the schema owner's role: {db.describe_error(exc)}") from None
+    except pg_errors.UndefinedObject as exc:
+        raise StateBackendError(f"migrating {db.where()}: {db.describe_error(exc)}; create state.app_role {app_role} "
+                                "first (README 'Team mode')") from None
+
+
+def _migrate_locked(db: Database, app_role: str) -> tuple[int, int]:
+    conn = db.conn
+    with db.mapped_errors():
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_KEY,))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}".encode())
             conn.execute(VERSION_TABLE.encode())
-        found = db.schema_version()
-        if found > SCHEMA_VERSION:
-            raise StateBackendError(f"state database {db.where()} has schema version {found}, newer than this "
-                                    f"coordinator knows ({SCHEMA_VERSION}): upgrade the coordinator instead of migrating")
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_KEY,))
-                for statement in MIGRATIONS[version - 1](app_role):
-                    conn.execute(statement.encode())
-                conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)".encode(), (version,))
-    except pg_errors.InsufficientPrivilege as exc:
-        raise StateBackendError(f"migrating {db.where()} needs the schema owner's role: {_first_line(exc)}") from None
-    except pg_errors.UndefinedObject as exc:
-        raise StateBackendError(f"migrating {db.where()}: {_first_line(exc)}; create state.app_role {app_role} first "
-                                "(README 'Team mode')") from None
+    found = db.schema_version()
+    if found > SCHEMA_VERSION:
+        raise StateBackendError(f"state database {db.where()} has schema version {found}, newer than this "
+                                f"coordinator knows ({SCHEMA_VERSION}): upgrade the coordinator instead of migrating")
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        with db.mapped_errors(pg_errors.UndefinedObject), conn.transaction():
+            for statement in MIGRATIONS[version - 1](app_role):
+                conn.execute(statement.encode())
+            conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)".encode(), (version,))
     return found, SCHEMA_VERSION
 
 
@@ -143,6 +215,7 @@ class PostgresStore:
     def __init__(self, db: Database, project: str) -> None:
         self.db = db
         self.project = project
+        self._run_locks: list[RunLock] = []
 
     def describe(self) -> str:
         return f"database {self.db.where()}"
@@ -222,31 +295,21 @@ class PostgresStore:
     @contextmanager
     def locked(self, purpose: str, release_id: str | None = None) -> Iterator[None]:
         """The run lock of one release (or of the project): refused at once if another session holds it."""
-        name = f"coordinator-run:{release_id or self.project + ':*'}"
-        key = advisory_key(name)
-        row = self.db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-        if not (row and row[0]):
-            raise LockHeld(f"{release_id or self.project} is in use by {self._holder(key)}: wait for it to finish "
-                           "(the lock is freed automatically when that process exits)")
-        self.db.execute("SELECT set_config('application_name', %s, false)",
-                        (f"{self.db.application_name}: {purpose}"[:63],))
+        from coordinator.state.run_lock import RunLock
+
+        lock = RunLock(self.db, f"coordinator-run:{release_id or self.project + ':*'}", label=release_id or self.project)
+        lock.acquire(purpose)
+        self._run_locks.append(lock)
         try:
             yield
         finally:
-            if self.db.is_open:  # a lost session has freed the lock already
-                self.db.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            self._run_locks.remove(lock)
+            lock.release()
 
-    def _holder(self, key: int) -> str:
-        row = self.db.execute(
-            """SELECT a.application_name, a.usename, a.backend_start FROM pg_locks l
-               JOIN pg_stat_activity a ON a.pid = l.pid
-               WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid
-                 AND l.objsubid = 1""", (key >> 32, key & 0xFFFF_FFFF)).fetchone()
-        if row is None:
-            return "another coordinator"
-        name, user, since = row  # a role without pg_read_all_stats sees no start time of others
-        when = f", connected {since:%Y-%m-%d %H:%M:%S %Z}" if since else ""
-        return f"{name or 'a coordinator'} (role {user}{when})"
+    def ensure_locked(self, before: str) -> None:
+        """Raise RunLockLost if a run lock this store took is no longer held (see `run_lock`)."""
+        for lock in self._run_locks:
+            lock.ensure_held(before)
 
 
 def _first_line(exc: BaseException) -> str:

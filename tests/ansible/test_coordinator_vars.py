@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from coordinator.config import EnvironmentConfig
+from coordinator.context import new_run_id
 from coordinator.release import BuildInfo, Release
 from coordinator.stages.deploy import deploy_vars
 from tests.ansible.ansible_world import Image
@@ -21,7 +22,8 @@ def coordinator_vars(image: Image, inventory: Inventory, health_timeout_s: float
     """What the coordinator passes to deploy.yml for `image`, built by its own code from a real record."""
     environment = EnvironmentConfig(inventory=inventory.path, url="http://127.0.0.1:9",  # type: ignore[arg-type]
                                     health_timeout_s=health_timeout_s, health_interval_s=0.5)
-    ctx = SimpleNamespace(config=SimpleNamespace(environments={"test": environment}), operator="pytest")
+    ctx = SimpleNamespace(config=SimpleNamespace(environments={"test": environment}), operator="pytest",
+                          run_id=new_run_id(), force=False)
     release = Release(id=f"sample-{image.version}", project="sample", version=image.version, tag=f"v{image.version}",
                       operator="pytest", build=BuildInfo(run_id="1", run_url="http://127.0.0.1:9/run/1",
                                                          conclusion="success", image=image.name, digest=image.digest))

@@ -95,6 +95,10 @@ options:
     description: Why the replaced (deploy) or discarded (discard) release is bad.
     type: str
     default: ""
+  allow_bad_digest:
+    description: Deploy O(digest) even when the host's record marks it bad (the operator's C(--force)).
+    type: bool
+    default: false
   env_file:
     description: Path of the container's env file (mode 0600).
     type: path
@@ -449,6 +453,25 @@ def restore_old(engine: Engine, name: str, had_old: bool) -> str:
                                          "the old container was started again and keeps")
 
 
+def refuse_bad_digest(params: dict) -> None:
+    """A digest this host's record marks bad failed here before: no second try unless the run says so.
+
+    The host keeps this fact even when the coordinator's own record of the failure was lost
+    (a database gone at the wrong moment), so `resume` cannot quietly deploy it again.
+    """
+    if params["allow_bad_digest"]:
+        return
+    try:
+        record = read_record(os.path.join(params["state_dir"], RECORD_FILE))
+    except RecordError as error:
+        raise StepFailed("record", str(error)) from None
+    for entry in (record.get("current"), record.get("previous")):
+        if entry and entry.get("bad") and entry.get("digest") == params["digest"]:
+            raise StepFailed("bad_digest", "%s is marked bad on this host (failed at %s: %s); deploy it again only "
+                             "with --force" % (params["digest"], entry.get("marked_bad_at", "?"),
+                                               entry.get("bad_reason") or "no reason recorded"), bad_digest=True)
+
+
 def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
     """The deploy steps in order; each raises StepFailed naming its stage."""
     clock = StepClock(result)
@@ -457,6 +480,7 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
         refused = refusal(params["lock_path"], params["lock_id"], time.time())
         if refused:
             raise StepFailed("lock", "%s is %s" % (os.uname()[1], refused), lock_held=True)
+    refuse_bad_digest(params)
     engine = Engine(params["docker_socket"], params["api_timeout"])
     try:
         engine.version()
@@ -586,6 +610,7 @@ def main() -> None:
             "deployed_by": {"type": "str", "default": "unknown"},
             "replaces_bad": {"type": "bool", "default": False},
             "bad_reason": {"type": "str", "default": ""},
+            "allow_bad_digest": {"type": "bool", "default": False},
             "env_file": {"type": "path"},
             "env_content": {"type": "str", "default": "", "no_log": True},
             "published_port": {"type": "int"},
