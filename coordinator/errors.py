@@ -34,6 +34,8 @@ class ExitCode(IntEnum):
     FIRST_RELEASE_FAILED = 17  # the first release to an environment failed: nothing to restore
     IDENTITY_REFUSED = 18  # the approver's identity could not be verified or may not approve
     STATE_BACKEND = 19  # the state database is unreachable, or its schema is not this code's
+    REGISTRY_CREDENTIALS = 21  # the image registry wants credentials: none were found, or it refused them (401)
+    REGISTRY_DENIED = 22  # the image registry knows who we are and refuses access to the repository (403)
 
 
 class CoordinatorError(Exception):
@@ -162,6 +164,8 @@ class FirstReleaseFailed(CoordinatorError):
     """The first release to an environment failed: the broken container was removed, nothing restored."""
 
     exit_code = ExitCode.FIRST_RELEASE_FAILED
+
+
 class IdentityRefused(CoordinatorError):
     """The acting identity could not be verified, or it may not approve this release."""
 
@@ -172,3 +176,26 @@ class StateBackendError(CoordinatorError):
     """The shared state database is unreachable, refused us, or has another schema version."""
 
     exit_code = ExitCode.STATE_BACKEND
+
+
+class RegistryCredentialsError(CoordinatorError):
+    """The image registry answered 401: we sent no credentials, or it refused the ones we sent.
+
+    Configuration, not an outage: resuming cannot help until the operator gives credentials
+    (config `image.credentials` or `docker login`); the message names where they came from,
+    never their value.
+    """
+
+    exit_code = ExitCode.REGISTRY_CREDENTIALS
+
+
+class RegistryDenied(CoordinatorError):
+    """The image registry accepted who we are but refuses us the repository (403)."""
+
+    exit_code = ExitCode.REGISTRY_DENIED
+
+
+class RegistryUnavailable(CoordinatorError):
+    """The image registry could not be reached or answered unexpectedly (resumable, like the forge)."""
+
+    exit_code = ExitCode.FORGE_UNAVAILABLE
