@@ -29,6 +29,10 @@ class EngineError(Exception):
         self.status = status
 
 
+class EngineVersionError(EngineError):
+    """The engine answers, but shares no API version with this client: upgrading one side is the fix."""
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP over a unix socket."""
 
@@ -74,10 +78,10 @@ def choose_api_version(report: dict, socket_path: str = "the Docker engine") -> 
     engine = "Docker engine %s at %s (API %s to %s)" % (
         report.get("Version") or "?", socket_path, format_api_version(minimum), format_api_version(current))
     if current < MIN_API:
-        raise EngineError("the %s is too old: this coordinator needs API %s or newer; upgrade the engine"
+        raise EngineVersionError("the %s is too old: this coordinator needs API %s or newer; upgrade the engine"
                           % (engine, format_api_version(MIN_API)))
     if minimum > MAX_API:
-        raise EngineError("the %s no longer speaks API %s, the newest this coordinator knows: upgrade coordinator"
+        raise EngineVersionError("the %s no longer speaks API %s, the newest this coordinator knows: upgrade coordinator"
                           % (engine, format_api_version(MAX_API)))
     return min(current, MAX_API)
 
