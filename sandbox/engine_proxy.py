@@ -12,6 +12,8 @@ the answers those engines give while the containers, images and pulls stay real:
 - `too-old`: an engine older than our minimum: ApiVersion 1.40, MinAPIVersion 1.12,
   Version 19.03.15; a path above /v1.40 gets that engine's 400 ("client version 1.52 is
   too new. Maximum supported API version is 1.40").
+- `future`: an engine that dropped every version we speak: ApiVersion 1.60, MinAPIVersion
+  1.53, Version 40.0.0 (no such engine yet; Docker raises its minimum every few releases).
 
 Accepted requests go to the real engine without their version prefix (the real engine's
 own latest), answers come back whole. `versions_seen` records the version prefix of every
@@ -49,6 +51,7 @@ class Persona:
 PERSONAS = {
     "engine29": Persona("29.0.0", (1, 52), (1, 44)),
     "too-old": Persona("19.03.15", (1, 40), (1, 12)),
+    "future": Persona("40.0.0", (1, 60), (1, 53)),
 }
 
 

@@ -102,3 +102,17 @@ def test_a_deploy_behind_an_engine_too_old_fails_naming_both_versions_and_change
     assert "upgrade the engine" in failure, failure
     assert set(too_old.versions_seen) == {""}, "nothing but the unversioned /version was asked"
     assert not container_exists(inventory.container("web"))
+
+
+def test_a_deploy_behind_an_engine_past_our_newest_version_fails_saying_upgrade_coordinator(
+        tmp_path: Path, images: Images, make_inventory: InventoryFactory) -> None:
+    with EngineProxy(tmp_path / "future.sock", "future", REAL_SOCKET) as future:
+        inventory = make_inventory(["web"], {"web": {"docker_release_docker_socket": str(future.socket_path)}})
+
+        run = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"]))
+
+    assert run.failed
+    failure = " ".join(run.failures)
+    assert "40.0.0" in failure and "1.53" in failure and "1.52" in failure and "upgrade coordinator" in failure, failure
+    assert set(future.versions_seen) == {""}
+    assert not container_exists(inventory.container("web"))
