@@ -143,9 +143,28 @@ class CIConfig(Strict):
         return self
 
 
+class RegistryCredentialsConfig(Strict):
+    """A registry user and where its password or token lives (never the config text itself)."""
+
+    username: str = Field(min_length=1, description="Registry user (for a token-only registry, any name it accepts).")
+    password_env: str = Field("COORDINATOR_REGISTRY_PASSWORD", description="Environment variable with the password or token.")
+    password_file: Path | None = Field(None, description="Alternatively a file (mode 0600) holding it.")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_var(cls, value: str) -> str:
+        if not _ENV_VAR.match(value):
+            raise ValueError("must be an environment variable name such as REGISTRY_TOKEN")
+        return value
+
+
 class ImageConfig(Strict):
     name: str = Field(description="Image repository without tag, e.g. registry.example.com/acme/shop.")
     registry_ca_file: Path | None = None
+    credentials: RegistryCredentialsConfig | None = Field(
+        None, description="Registry credentials for the controller's digest check and the hosts' pull.")
+    docker_config: bool = Field(
+        True, description="Without credentials: use the operator's Docker config.json auths entry for the registry.")
 
     @field_validator("name")
     @classmethod
@@ -299,6 +318,8 @@ class Config(Strict):
         self.forge.ca_file = absolute(self.forge.ca_file)
         self.ci.ca_file = absolute(self.ci.ca_file)
         self.image.registry_ca_file = absolute(self.image.registry_ca_file)
+        if self.image.credentials is not None:
+            self.image.credentials.password_file = absolute(self.image.credentials.password_file)
         self.notify.templates_dir = absolute(self.notify.templates_dir)
         for env in self.environments.values():
             env.inventory = absolute(env.inventory)  # type: ignore[assignment]

@@ -35,6 +35,8 @@ class ExitCode(IntEnum):
     IDENTITY_REFUSED = 18  # the approver's identity could not be verified or may not approve
     STATE_BACKEND = 19  # the state database is unreachable, or its schema is not this code's
     RUN_LOCK_LOST = 20  # team mode: this command's run lock was lost; it stopped before its next step
+    REGISTRY_CREDENTIALS = 21  # the image registry wants credentials: none were found, or it refused them (401)
+    REGISTRY_DENIED = 22  # the image registry knows who we are and refuses access to the repository (403)
     DIGEST_FAILED_BEFORE = 23  # the digest failed in production before; `--force` to deploy it again
 
 
@@ -192,3 +194,26 @@ class DigestFailedBefore(CoordinatorError):
     """The digest about to be deployed already failed in production: no automatic second try."""
 
     exit_code = ExitCode.DIGEST_FAILED_BEFORE
+
+
+class RegistryCredentialsError(CoordinatorError):
+    """The image registry answered 401: we sent no credentials, or it refused the ones we sent.
+
+    Configuration, not an outage: resuming cannot help until the operator gives credentials
+    (config `image.credentials` or `docker login`); the message names where they came from,
+    never their value.
+    """
+
+    exit_code = ExitCode.REGISTRY_CREDENTIALS
+
+
+class RegistryDenied(CoordinatorError):
+    """The image registry accepted who we are but refuses us the repository (403)."""
+
+    exit_code = ExitCode.REGISTRY_DENIED
+
+
+class RegistryUnavailable(CoordinatorError):
+    """The image registry could not be reached or answered unexpectedly (resumable, like the forge)."""
+
+    exit_code = ExitCode.FORGE_UNAVAILABLE

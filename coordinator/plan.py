@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from coordinator.context import Context
 from coordinator.driver import release_id_for
-from coordinator.errors import CoordinatorError
+from coordinator.errors import ConfigError, CoordinatorError, RegistryCredentialsError, RegistryDenied
 from coordinator.release import STAGE_ORDER
 from coordinator.versioning import parse_version, tag_for
 
@@ -100,9 +100,13 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
 def _registry_digest(ctx: Context, tag: str) -> str | None:
     """The digest the registry has for the tag already (a rebuilt tag, or None before CI)."""
     from coordinator.registry import resolve_digest
+    from coordinator.registry_auth import credentials_for
 
+    image = ctx.config.image
     try:
-        return resolve_digest(ctx.config.image.name, tag, ca_file=ctx.config.image.registry_ca_file)
+        return resolve_digest(image.name, tag, ca_file=image.registry_ca_file, credentials=credentials_for(image))
+    except (ConfigError, RegistryCredentialsError, RegistryDenied):
+        raise  # the release would stop on these at its build stage: say so now
     except CoordinatorError:
         return None
 

@@ -12,6 +12,7 @@ from typing import Any
 from coordinator.context import Context
 from coordinator.errors import BuildFailed
 from coordinator.registry import resolve_digest
+from coordinator.registry_auth import credentials_for
 from coordinator.release import BuildInfo, Release
 
 
@@ -44,7 +45,8 @@ def run_build(ctx: Context, release: Release) -> None:
         raise BuildFailed(f"artifact manifest names image {manifest.image}, config says {image.name}: fix image.name or the CI job")
     if manifest.commit != release.commit_sha:
         raise BuildFailed(f"artifact manifest was built from {manifest.commit[:12]}, not {release.commit_sha[:12]}")
-    registry_digest = resolve_digest(image.name, manifest.tag, ca_file=image.registry_ca_file)
+    registry_digest = resolve_digest(image.name, manifest.tag, ca_file=image.registry_ca_file,
+                                     credentials=credentials_for(image))
     if registry_digest != manifest.digest:
         raise BuildFailed(
             f"registry has {image.name}:{manifest.tag} at {registry_digest}, the manifest says {manifest.digest}: "

@@ -22,6 +22,7 @@ from coordinator.errors import (
     RollbackFailed,
     RolledBack,
 )
+from coordinator.registry_auth import host_pull_env
 from coordinator.release import Deployment, Release, ReleaseStatus, utcnow
 
 
@@ -48,6 +49,7 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
         timeout_s=env.playbook_timeout_s,
         on_progress=ctx.out.info,
         cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner",
+        env=host_pull_env(ctx.config.image),  # the hosts pull with our registry credentials
     )
 
 

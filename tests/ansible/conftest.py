@@ -86,8 +86,11 @@ def _hosts_per_task(document: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | None = None,
-                 options: tuple[str, ...] = ()) -> PlaybookRun:
-    """Run ``ansible-playbook -i inventory playbooks/<playbook> [options]`` from the repo root."""
+                 options: tuple[str, ...] = (), env: dict[str, str] | None = None) -> PlaybookRun:
+    """Run ``ansible-playbook -i inventory playbooks/<playbook> [options]`` from the repo root.
+
+    `env` adds to the controller's environment (the coordinator hands registry credentials over that way).
+    """
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), f"playbooks/{playbook}", *options]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
@@ -101,6 +104,7 @@ def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | No
             ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
             ANSIBLE_SHOW_CUSTOM_STATS="true",
             SAMPLE_API_SECRET=CANARY_SECRET,
+            **(env or {}),
         ),
         check=False,
     )

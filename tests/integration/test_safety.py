@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import REPO_ROOT
+from sandbox.coordinator_config import IMAGE, REPO_ROOT
 from sandbox.forge_seed import REPO_API, register_person
 from tests.integration.conftest import ReleaseWorld
 
@@ -37,8 +37,11 @@ def files_under(root: Path) -> list[Path]:
 def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWorld):
     rw = release_world
     canary = f"canary-env-{secrets.token_hex(8)}"
+    registry_password = f"canary-registry-{secrets.token_hex(8)}"  # handed to the hosts' pull as well
     token = (rw.world_dir / "forge-token").read_text().strip()
-    env = {"SAMPLE_API_SECRET": canary}
+    env = {"SAMPLE_API_SECRET": canary, "COORDINATOR_REGISTRY_PASSWORD": registry_password}
+    rw.rewrite_config(image={"name": IMAGE, "credentials": {"username": "robot"}},
+                      notify={"announce": [rw.chat.url("json", "announce")], "escalate": [rw.chat.url("json", "escalate")]})
     assert rw.coordinator("release", "1.0.0", env=env).returncode == ExitCode.AWAITING_APPROVAL
     assert rw.coordinator("approve", "1.0.0", operator="ops-lead", env=env).returncode == 0
     final = rw.coordinator("resume", env=env)
@@ -49,7 +52,7 @@ def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWor
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     leaks = []
     for output in rw.outputs:
-        for secret in (canary, token):
+        for secret in (canary, token, registry_password):
             if secret in output:
                 leaks.append("command output")
     written = files_under(rw.state_dir) + [HOST_STATE / "release.json"]
@@ -60,11 +63,11 @@ def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWor
             text = path.read_text(errors="replace")
         except OSError:
             continue
-        for secret in (canary, token):
+        for secret in (canary, token, registry_password):
             if secret in text and path != env_file:
                 leaks.append(str(path))
     body = rw.forge.get(f"{REPO_API}/releases/tags/v1.0.0").json()["body"]
-    assert canary not in body and token not in body
+    assert canary not in body and token not in body and registry_password not in body
     assert leaks == []
     assert not list(Path("/tmp").glob("coordinator-runner-*"))
 

@@ -17,7 +17,8 @@ import json
 import socket
 import urllib.parse
 
-API_PREFIX = "/v1.41"  # Docker 20.10+; every engine since speaks it
+MIN_API = (1, 41)  # Docker 20.10: the oldest engine whose answers this client reads
+MAX_API = (1, 52)  # Docker 29: the newest API this client was checked against (endpoints and fields it uses)
 
 
 class EngineError(Exception):
@@ -26,6 +27,10 @@ class EngineError(Exception):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class EngineVersionError(EngineError):
+    """The engine answers, but shares no API version with this client: upgrading one side is the fix."""
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -46,17 +51,67 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "no message"
 
 
+def parse_api_version(text: object) -> tuple[int, int] | None:
+    """Read "1.52" as (1, 52); None for anything else."""
+    major, dot, minor = str(text or "").strip().partition(".")
+    if not dot or not major.isdigit() or not minor.isdigit():
+        return None
+    return int(major), int(minor)
+
+
+def format_api_version(version: tuple[int, int]) -> str:
+    return "%d.%d" % version
+
+
+def choose_api_version(report: dict, socket_path: str = "the Docker engine") -> tuple[int, int]:
+    """The API version to speak with an engine, from its unversioned GET /version report.
+
+    The highest both sides speak: min(our MAX_API, the engine's ApiVersion). Engine 29 refuses
+    clients below 1.44, older engines refuse clients above their own version, so a fixed
+    version breaks on one side or the other. Raises EngineError naming both sides' versions
+    when they share none.
+    """
+    current = parse_api_version(report.get("ApiVersion"))
+    if current is None:
+        raise EngineError("%s reports no usable ApiVersion (%r) in GET /version" % (socket_path, report.get("ApiVersion")))
+    minimum = parse_api_version(report.get("MinAPIVersion")) or current
+    engine = "Docker engine %s at %s (API %s to %s)" % (
+        report.get("Version") or "?", socket_path, format_api_version(minimum), format_api_version(current))
+    if current < MIN_API:
+        raise EngineVersionError("the %s is too old: this coordinator needs API %s or newer; upgrade the engine"
+                          % (engine, format_api_version(MIN_API)))
+    if minimum > MAX_API:
+        raise EngineVersionError("the %s no longer speaks API %s, the newest this coordinator knows: upgrade coordinator"
+                          % (engine, format_api_version(MAX_API)))
+    return min(current, MAX_API)
+
+
 class Engine:
-    """The endpoints a release needs; every call raises EngineError with the engine's message."""
+    """The endpoints a release needs; every call raises EngineError with the engine's message.
+
+    The API version is negotiated on first use (one unversioned GET /version) and kept for
+    the life of the object, which is one module call.
+    """
 
     def __init__(self, socket_path: str = "/var/run/docker.sock", timeout: float = 120.0) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
+        self._report: dict | None = None
+        self._api: tuple[int, int] | None = None
+
+    @property
+    def api_version(self) -> str:
+        """The negotiated API version, e.g. "1.50" (asks the engine the first time)."""
+        if self._api is None:
+            self.version()
+        assert self._api is not None
+        return format_api_version(self._api)
 
     def request(self, method: str, path: str, query: dict | None = None, body: object = None,
-                headers: dict | None = None, timeout: float | None = None) -> tuple[int, bytes]:
+                headers: dict | None = None, timeout: float | None = None, versioned: bool = True) -> tuple[int, bytes]:
         """One API call; (status, body). Raises EngineError when the socket does not answer."""
-        url = API_PREFIX + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        prefix = "/v" + self.api_version if versioned else ""
+        url = prefix + path + ("?" + urllib.parse.urlencode(query) if query else "")
         sent_headers = dict(headers or {})
         payload = None
         if body is not None:
@@ -80,8 +135,22 @@ class Engine:
         return json.loads(data) if data else None
 
     def version(self) -> dict:
-        """The engine's version report (answers only when the engine is up)."""
-        return self._json("GET", "/version")  # type: ignore[return-value]
+        """The engine's version report, asked unversioned; raises EngineError when we share no API version.
+
+        Every engine answers the unversioned path, whatever API versions it accepts; the
+        answer is kept, so the negotiation costs one request per Engine.
+        """
+        if self._report is None:
+            status, data = self.request("GET", "/version", versioned=False)
+            if status != 200:
+                raise EngineError(_message(data, status), status)
+            try:
+                report = json.loads(data)
+            except ValueError:
+                raise EngineError("the Docker engine at %s answered GET /version with no JSON" % self.socket_path) from None
+            self._api = choose_api_version(report if isinstance(report, dict) else {}, self.socket_path)
+            self._report = report
+        return dict(self._report)
 
     def inspect_container(self, name: str) -> dict | None:
         """Inspect data (with secrets: never return it whole), or None when there is no such container."""

@@ -14,7 +14,7 @@ import os
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.docker_engine import Engine, EngineError
+from ansible.module_utils.docker_engine import Engine, EngineError, EngineVersionError
 
 DOCUMENTATION = r"""
 module: host_preflight
@@ -94,6 +94,8 @@ def docker_engine_version(socket_path: str, timeout: float) -> tuple[str | None,
         return None, f"no Docker engine socket at {socket_path}: install and start the engine (Debian: docker.io)"
     try:
         version = str(Engine(socket_path, timeout).version().get("Version") or "?")
+    except EngineVersionError as exc:
+        return None, str(exc)  # it answers: starting it is not the fix
     except EngineError as exc:
         return None, f"{exc}: start it (systemctl start docker)"
     except ValueError as exc:
