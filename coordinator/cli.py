@@ -405,8 +405,8 @@ def config_check(state: State, as_json: bool) -> None:
 @click.option("--image", help="Image name, no tag (default registry.example.com/acme/PROJECT).")
 @click.option("--env", "environments", multiple=True, help="An environment, in release order (repeat; default staging, production).")
 @click.option("--host", "host_specs", multiple=True, help="ENV=[USER@]HOST[:PORT] (repeat; default a placeholder per environment).")
-@click.option("--install", "install_spec", default="release-coordinator", show_default=True,
-              help="What the CI job installs with pip (a version pin or a git URL).")
+@click.option("--install", "install_spec", help="What the CI job installs with pip (default: a git URL of this version).")
+@click.option("--constraints", help="The pins the CI job installs with (default: that tag's scripts/constraints.txt).")
 def init(directory: Path, host_specs: tuple[str, ...], environments: tuple[str, ...], **values: str | None) -> None:
     """Write a commented coordinator.yml, inventories and a CI job; never overwrites.
 

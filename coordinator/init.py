@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,16 @@ import jinja2
 import yaml
 from pydantic import ValidationError
 
+from coordinator import __version__
 from coordinator.errors import UsageError
 from coordinator.output import Output
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "init"
 WORKFLOW = Path(".gitea") / "workflows" / "release.yml"
 DEFAULT_ENVIRONMENTS = ("staging", "production")
+# Where a team keeps its copy of this repository: the CI job installs the tag it tested, with its pins.
+DEFAULT_INSTALL = f"release-coordinator @ git+https://git.example.com/acme/coordinator.git@v{__version__}"
+DEFAULT_CONSTRAINTS = f"https://git.example.com/acme/coordinator/raw/tag/v{__version__}/scripts/constraints.txt"
 _HOST = re.compile(r"^(?:(?P<user>[a-z_][a-z0-9_-]{0,31})@)?(?P<name>[A-Za-z0-9][A-Za-z0-9.-]{0,252})(?::(?P<port>\d{1,5}))?$")
 
 
@@ -42,7 +47,6 @@ class Host:
 class InitOptions:
     """What the flags of `coordinator init` say (all optional: placeholders otherwise)."""
 
-    directory: Path
     project: str = "myapp"
     app_path: str = "."
     forge_kind: str = "gitea"
@@ -51,7 +55,8 @@ class InitOptions:
     image: str = "registry.example.com/acme/myapp"
     environments: tuple[str, ...] = DEFAULT_ENVIRONMENTS
     hosts: dict[str, tuple[Host, ...]] = field(default_factory=dict)
-    install_spec: str = "release-coordinator"
+    install_spec: str = DEFAULT_INSTALL
+    constraints: str = DEFAULT_CONSTRAINTS
 
 
 def parse_host(spec: str) -> tuple[str, Host]:
@@ -77,6 +82,7 @@ def _env_url(project: str, env: str, last: bool) -> str:
 def _render(template: str, values: dict[str, Any]) -> str:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                                      keep_trailing_newline=True, autoescape=False)
+    environment.filters["shell"] = shlex.quote  # values in the CI job's `run:` script are words, never code
     return environment.get_template(template).render(**values)
 
 
@@ -94,7 +100,7 @@ def planned_files(options: InitOptions) -> dict[Path, str]:
         "forge_url": options.forge_url, "repo": options.repo, "image": options.image,
         "ci_provider": f"{options.forge_kind}-actions", "environments": list(options.environments),
         "env_urls": {env: _env_url(options.project, env, env == last) for env in options.environments},
-        "install_spec": options.install_spec,
+        "install_spec": options.install_spec, "constraints": options.constraints,
     }
     files = {Path("coordinator.yml"): _render("coordinator.yml.j2", values)}
     _validate_config(files[Path("coordinator.yml")])
@@ -155,7 +161,7 @@ def init_from_flags(out: Output, directory: Path, host_specs: tuple[str, ...], e
     given = {key: value for key, value in values.items() if value is not None}
     given.setdefault("repo", f"acme/{project}")
     given.setdefault("image", f"registry.example.com/acme/{project}")
-    options = InitOptions(directory=directory, environments=environments or DEFAULT_ENVIRONMENTS,
+    options = InitOptions(environments=environments or DEFAULT_ENVIRONMENTS,
                           hosts={env: tuple(found) for env, found in hosts.items()}, **given)
     for path in write_files(directory, planned_files(options)):
         out.line(f"wrote {path}")

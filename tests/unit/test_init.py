@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from coordinator import __version__
 from coordinator.errors import ExitCode
 
 ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
@@ -70,6 +72,18 @@ def test_the_ci_job_runs_to_the_gate_without_input_and_keeps_secrets_out_of_the_
     assert release["env"]["COORDINATOR_NO_INPUT"] == "1"
     assert release["env"]["COORDINATOR_FORGE_TOKEN"] == "${{ secrets.COORDINATOR_FORGE_TOKEN }}"
     assert workflow[True]["workflow_dispatch"]["inputs"]["version"]["required"] is True  # YAML 1.1 reads `on` as True
+    install = next(step for step in steps if step.get("name") == "Install the coordinator")
+    pip_line = next(line for line in install["run"].splitlines() if "pip\" install" in line)
+    tag = f"v{__version__}"
+    assert shlex.split(pip_line)[-3:] == ["--constraint", f"https://git.example.com/acme/coordinator/raw/tag/{tag}/scripts/constraints.txt",
+                                          f"release-coordinator @ git+https://git.example.com/acme/coordinator.git@{tag}"]
+
+
+def test_a_value_cannot_inject_shell_into_the_ci_job(tmp_path: Path):
+    assert run_main("init", "--install", "x$(touch /tmp/pwned)'\"; id", cwd=tmp_path).returncode == 0
+    run = yaml.safe_load((tmp_path / ".gitea/workflows/release.yml").read_text())["jobs"]["release"]["steps"][1]["run"]
+    line = next(line for line in run.splitlines() if "pip\" install" in line)
+    assert shlex.split(line)[-1] == "x$(touch /tmp/pwned)'\"; id"  # one word, as given
 
 
 def test_init_refuses_to_overwrite_and_then_writes_nothing(tmp_path: Path):
