@@ -29,6 +29,7 @@ from tests.integration.conftest import ReleaseWorld, running_digest
 pytestmark = pytest.mark.install
 
 PIP_TIMEOUT_S = 900
+SANDBOX_SSH_PORT = 45022  # the world's "production host" (README, Quick start)
 SHIPPED_PLAYBOOKS = ("deploy.yml", "verify.yml", "rollback.yml", "lock.yml", "status.yml", "preflight.yml")
 PINNED_CORE = re.search(r"^ansible-core==(\S+)", (REPO_ROOT / "scripts" / "constraints.txt").read_text(), re.M)[1]  # type: ignore[index]
 
@@ -208,6 +209,31 @@ def test_the_readme_install_lines_work_as_written(tmp_path: Path):
         version = subprocess.run([str(coordinator), "--version"], cwd=tmp_path, env=clean_env(), capture_output=True,
                                  text=True, timeout=60, check=False)
         assert f"ansible-core {PINNED_CORE}" in version.stdout.splitlines(), f"{coordinator}: {version.stdout}{version.stderr}"
+
+
+@pytest.mark.world
+def test_the_first_hour_reaches_a_host_once_its_key_is_pinned(installed_venv: Path, world: object, tmp_path: Path):
+    """init → config check → hosts check against the world's sshd, pinning its key as hosts.yml says."""
+    ops = tmp_path / "ops"
+    ops.mkdir()
+    host = f"production=root@127.0.0.1:{SANDBOX_SSH_PORT}"
+    assert installed(installed_venv, ops, "init", "--project", "sample", "--host", host).returncode == 0
+    group_vars = ops / "inventory" / "production" / "group_vars" / "all.yml"
+    # What an operator edits for their hosts: this one is reached as root, without sudo.
+    group_vars.write_text(group_vars.read_text().replace("ansible_become: true", "ansible_become: false"))
+    assert installed(installed_venv, ops, "config", "check").returncode == 0
+    key = {"ANSIBLE_PRIVATE_KEY_FILE": str(REPO_ROOT / ".sandbox" / "ssh" / "client_key")}
+
+    unpinned = installed(installed_venv, ops, "hosts", "check", "production", env=key)
+    assert unpinned.returncode == ExitCode.HOST_UNREACHABLE, unpinned.stdout + unpinned.stderr
+    assert "127.0.0.1" in unpinned.stdout + unpinned.stderr
+
+    scanned = subprocess.run(["ssh-keyscan", "-p", str(SANDBOX_SSH_PORT), "127.0.0.1"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    assert scanned.strip(), "ssh-keyscan found no key"
+    (ops / "inventory" / "production" / "known_hosts").write_text(scanned)
+    pinned = installed(installed_venv, ops, "hosts", "check", "production", env=key)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
 
 
 @pytest.mark.world
