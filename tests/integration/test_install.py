@@ -219,8 +219,10 @@ def test_the_first_hour_reaches_a_host_once_its_key_is_pinned(installed_venv: Pa
     host = f"production=root@127.0.0.1:{SANDBOX_SSH_PORT}"
     assert installed(installed_venv, ops, "init", "--project", "sample", "--host", host).returncode == 0
     group_vars = ops / "inventory" / "production" / "group_vars" / "all.yml"
-    # What an operator edits for their hosts: this one is reached as root, without sudo.
-    group_vars.write_text(group_vars.read_text().replace("ansible_become: true", "ansible_become: false"))
+    # What an operator edits for their hosts: this one is reached as root, without sudo, and
+    # interpreter discovery would find a pyenv shim before the system Python.
+    group_vars.write_text(group_vars.read_text().replace("ansible_become: true", "ansible_become: false")
+                          .replace("# ansible_python_interpreter: /usr/bin/python3", "ansible_python_interpreter: /usr/bin/python3"))
     assert installed(installed_venv, ops, "config", "check").returncode == 0
     key = {"ANSIBLE_PRIVATE_KEY_FILE": str(REPO_ROOT / ".sandbox" / "ssh" / "client_key")}
 
