@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -212,7 +213,8 @@ def test_the_readme_install_lines_work_as_written(tmp_path: Path):
 
 
 @pytest.mark.world
-def test_the_first_hour_reaches_a_host_once_its_key_is_pinned(installed_venv: Path, world: object, tmp_path: Path):
+def test_the_first_hour_reaches_a_host_once_its_key_is_pinned(installed_venv: Path, world: object, tmp_path: Path,
+                                                              request: pytest.FixtureRequest):
     """init → config check → hosts check against the world's sshd, pinning its key as hosts.yml says."""
     ops = tmp_path / "ops"
     ops.mkdir()
@@ -224,7 +226,12 @@ def test_the_first_hour_reaches_a_host_once_its_key_is_pinned(installed_venv: Pa
     group_vars.write_text(group_vars.read_text().replace("ansible_become: true", "ansible_become: false")
                           .replace("# ansible_python_interpreter: /usr/bin/python3", "ansible_python_interpreter: /usr/bin/python3"))
     assert installed(installed_venv, ops, "config", "check").returncode == 0
-    key = {"ANSIBLE_PRIVATE_KEY_FILE": str(REPO_ROOT / ".sandbox" / "ssh" / "client_key")}
+    # Its own ssh ControlPath dir: a master connection another test left to the same
+    # root@127.0.0.1:port would be reused without checking this inventory's known_hosts.
+    control_dir = Path(tempfile.mkdtemp(prefix="cp-", dir="/tmp"))  # short: socket paths are limited to 108 bytes
+    request.addfinalizer(lambda: shutil.rmtree(control_dir, ignore_errors=True))
+    key = {"ANSIBLE_PRIVATE_KEY_FILE": str(REPO_ROOT / ".sandbox" / "ssh" / "client_key"),
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)}
 
     unpinned = installed(installed_venv, ops, "hosts", "check", "production", env=key)
     assert unpinned.returncode == ExitCode.HOST_UNREACHABLE, unpinned.stdout + unpinned.stderr
