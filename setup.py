@@ -24,6 +24,10 @@ class BuildPyWithAnsibleContent(build_py):
     """`build_py` that also copies the Ansible content into the built package."""
 
     def run(self) -> None:
+        if not getattr(self, "editable_mode", False):
+            # A build in a checkout reuses build/lib: a module deleted from the source
+            # would still be in it and go into the wheel. Start from an empty one.
+            shutil.rmtree(Path(self.build_lib) / "coordinator", ignore_errors=True)
         super().run()
         if getattr(self, "editable_mode", False):
             return

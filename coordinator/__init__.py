@@ -5,3 +5,7 @@ The public surface is small: the CLI (`coordinator.cli:main`), the error hierarc
 """
 
 __version__ = "0.1.0"
+
+# The name on the package index (`coordinator` there is an unrelated project); the
+# command and the import package stay `coordinator`.
+DISTRIBUTION = "release-coordinator"

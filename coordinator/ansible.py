@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator import failpoints
+from coordinator.ansible_cfg import layered_ansible_cfg
 from coordinator.release import HostState
 
 
@@ -197,7 +198,6 @@ def run_playbook(
     private_dir = Path(tempfile.mkdtemp(prefix="run-" if scratch_dir else "coordinator-runner-", dir=scratch_dir))
     os.chmod(private_dir, 0o700)
     result = PlaybookResult(playbook=playbook, status="unknown", rc=-1)
-    envvars = runner_envvars(ansible_dir, env)
 
     progress = _ProgressLines()
 
@@ -226,6 +226,7 @@ def run_playbook(
         return False  # do not keep event files on disk
 
     try:
+        envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)), **(env or {})})
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),
             project_dir=str(ansible_dir),

@@ -54,7 +54,8 @@ pass_state = click.make_pass_decorator(State)
               envvar="COORDINATOR_CONFIG", show_default=True, help="Config file (env COORDINATOR_CONFIG).")
 @click.option("--operator", envvar="COORDINATOR_OPERATOR", help="Who is acting (recorded in the audit trail). Default: login name.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
-@click.version_option(package_name="coordinator")
+@click.option("--version", is_flag=True, expose_value=False, callback=lambda ctx, _param, value: _version(ctx, value),
+              help="Show the versions, playbook dir and config file in use, and exit (put -c first).")
 @click.pass_context
 def cli(click_ctx: click.Context, config_path: Path, operator: str | None, debug: bool) -> None:
     """Release a Docker service: validate, tag, build, stage, approve, promote, verify, announce.
@@ -63,6 +64,16 @@ def cli(click_ctx: click.Context, config_path: Path, operator: str | None, debug
     `coordinator resume`.
     """
     click_ctx.obj = State(config_path, operator, debug)
+
+
+def _version(click_ctx: click.Context, value: bool) -> None:
+    if not value or click_ctx.resilient_parsing:
+        return
+    from coordinator.about import version_report
+
+    # Not eager, so a -c given before --version has been parsed already.
+    click.echo(version_report(click_ctx.params.get("config_path")))
+    click_ctx.exit()
 
 
 def _install_signal_handlers(ctx: "Context") -> None:
@@ -397,6 +408,31 @@ def config_check(state: State, as_json: bool) -> None:
         return
     ctx.out.line(yaml.safe_dump(view, sort_keys=False).rstrip())
     ctx.out.success(f"{state.config_path} is valid")
+
+
+@cli.command("init")
+@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True, help="Where to write the files (created if missing).")
+@click.option("--project", default="myapp", show_default=True, help="Short name: release ids, container name.")
+@click.option("--app-path", default=".", show_default=True, help="The app checkout, relative to the config file.")
+@click.option("--forge", "forge_kind", type=click.Choice(["gitea", "forgejo"]), default="gitea", show_default=True)
+@click.option("--forge-url", default="https://git.example.com", show_default=True, help="The forge's base URL.")
+@click.option("--repo", help="The app's repository on the forge, owner/name (default acme/PROJECT).")
+@click.option("--image", help="Image name, no tag (default registry.example.com/acme/PROJECT).")
+@click.option("--env", "environments", multiple=True, help="An environment, in release order (repeat; default staging, production).")
+@click.option("--host", "host_specs", multiple=True, help="ENV=[USER@]HOST[:PORT] (repeat; default a placeholder per environment).")
+@click.option("--install", "install_spec", help="What the CI job installs with pip (default: a git URL of this version).")
+@click.option("--constraints", help="The pins the CI job installs with (default: that tag's scripts/constraints.txt).")
+def init(directory: Path, host_specs: tuple[str, ...], environments: tuple[str, ...], **values: str | None) -> None:
+    """Write a commented coordinator.yml, inventories and a CI job; never overwrites.
+
+    Asks nothing: every value has a placeholder default. Then `config check` and
+    `hosts check ENV` (see the README's first hour).
+    """
+    from coordinator.init import init_from_flags
+    from coordinator.output import Output
+
+    init_from_flags(Output(), directory, host_specs, environments, values)
 
 
 @cli.group("state")

@@ -20,7 +20,7 @@ import pytest
 
 from coordinator.ci import RunConclusion, RunStatus, make_provider
 from coordinator.forge import GiteaClient
-from coordinator.forge.testing import Call, ScriptedAPI, reply
+from tests.scripted_api import Call, ScriptedAPI, reply
 from tests.contract.schema import SPECS_DIR, SwaggerContract
 
 REPO = "/api/v1/repos/acme/sample"

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from coordinator.ci import RunConclusion, RunStatus, make_provider
-from coordinator.forge.testing import ScriptedAPI, reply
+from tests.scripted_api import ScriptedAPI, reply
 
 REPO = "/api/v1/repos/acme/sample"
 SHA = "a" * 40

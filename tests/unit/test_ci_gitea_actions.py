@@ -10,7 +10,7 @@ import pytest
 
 from coordinator.ci import CIRun, RunConclusion, RunStatus, make_provider
 from coordinator.errors import BuildFailed
-from coordinator.forge.testing import ScriptedAPI, reply
+from tests.scripted_api import ScriptedAPI, reply
 
 REPO = "/api/v1/repos/acme/sample"
 SHA = "a" * 40

@@ -7,7 +7,7 @@ import pytest
 
 from coordinator.errors import ExitCode, ForgeError
 from coordinator.forge import GiteaClient, LabelMissing, ReleaseExists, StatusState
-from coordinator.forge.testing import ScriptedAPI, reply
+from tests.scripted_api import ScriptedAPI, reply
 
 REPO = "/api/v1/repos/acme/sample"
 SHA = "c" * 40

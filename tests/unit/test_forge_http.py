@@ -7,7 +7,7 @@ import pytest
 
 from coordinator.errors import CoordinatorError, ExitCode, ForgeError, TokenRefused
 from coordinator.forge import GiteaClient, RetryPolicy
-from coordinator.forge.testing import ScriptedAPI, reply
+from tests.scripted_api import ScriptedAPI, reply
 from tests.unit.fakes import FakeClock
 
 TOKEN = "s3cr3t-token-value"
