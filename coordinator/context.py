@@ -70,7 +70,7 @@ class Context:
         except ImportError:
             from coordinator.errors import ConfigError
 
-            raise ConfigError("state.backend postgres needs psycopg 3: pip install 'coordinator[team]'") from None
+            raise ConfigError("state.backend postgres needs psycopg 3: pip install 'release-coordinator[team]'") from None
 
         dsn = self.config.database_dsn()
         self.out.add_dsn(dsn)
