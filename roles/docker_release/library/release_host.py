@@ -187,7 +187,13 @@ options:
   required_successes:
     description: Consecutive healthy polls needed to pass.
     type: int
-    default: 3
+    default: 1
+  stable_seconds:
+    description:
+      - Seconds the service must stay healthy (answering, its container not restarted) after
+        its first healthy answer; catches a release that answers once and then crash-loops.
+    type: float
+    default: 0.5
   mismatch_limit:
     description: Consecutive polls answering a wrong version before failing early.
     type: int
@@ -522,7 +528,7 @@ def wait(module: AnsibleModule, params: dict, result: dict) -> None:
 
 def probe_params(params: dict) -> dict:
     keys = ("base_url", "health_path", "version_path", "timeout", "slice", "interval", "request_timeout",
-            "required_successes", "mismatch_limit", "docker_socket", "container_name")
+            "required_successes", "stable_seconds", "mismatch_limit", "docker_socket", "container_name")
     probe = {key: params[key] for key in keys}
     probe.update(expected_version=params["version"] or "", expected_digest=params["digest"] or "")
     return probe
@@ -609,7 +615,8 @@ def main() -> None:
             "slice": {"type": "float", "default": 5.0},
             "interval": {"type": "float", "default": 0.5},
             "request_timeout": {"type": "float", "default": 5.0},
-            "required_successes": {"type": "int", "default": 3},
+            "required_successes": {"type": "int", "default": 1},
+            "stable_seconds": {"type": "float", "default": 0.5},
             "mismatch_limit": {"type": "int", "default": 5},
         },
         required_if=[
