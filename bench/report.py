@@ -82,6 +82,11 @@ def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
             if task.get("step_seconds"):  # release_host's own account of the call, on the host
                 lines.append("            on the host: " + ", ".join(f"{step} {seconds:.2f} s"
                                                                    for step, seconds in task["step_seconds"].items()))
+    census = figures.get("release_census") or {}
+    if census:
+        lines += ["", "census of a whole release (median s): commands "
+                  + ", ".join(f"{name} {seconds:.2f}" for name, seconds in census.get("command_seconds", {}).items()),
+                  "  stages " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in census.get("stage_seconds", {}).items())]
     goal_rows = _goal_rows(figures, goals)
     if goal_rows:
         lines += ["", f"{'figure':<30} {'goal (issue 22)':<50} {'value':>8} {'goal':>8}  verdict", *goal_rows]

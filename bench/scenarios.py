@@ -266,6 +266,10 @@ def whole_release(runs: int) -> dict[str, Any]:
     peak_file.unlink()
     ours: list[float] = []
     recipe: list[float] = []
+    # The census of the release path: each command's wall time and each stage's (the record's
+    # stage_seconds), per run.
+    commands: dict[str, list[float]] = {}
+    stages: dict[str, list[float]] = {}
     for _ in range(runs):
         reset(world)
         with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
@@ -283,10 +287,13 @@ def whole_release(runs: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 completed = subprocess.run([*base, *args], env=env, capture_output=True, text=True, check=False)
                 wall += time.perf_counter() - started
+                commands.setdefault(args[0], []).append(time.perf_counter() - started)
                 if completed.returncode != expect:
                     raise RuntimeError(f"coordinator {' '.join(args)} exited {completed.returncode}: {completed.stderr[-500:]}")
             record = yaml.safe_load((state_dir / "releases" / "sample-1.0.0.json").read_text())
             digest = record["build"]["digest"]
+            for stage, seconds in record["stage_seconds"].items():
+                stages.setdefault(stage, []).append(seconds)
             ours.append(wall - record["stage_seconds"].get("build", 0.0))
         remove_container("bench-recipe-staging")
         remove_container("bench-recipe-prod")
@@ -300,4 +307,6 @@ def whole_release(runs: int) -> dict[str, Any]:
     peak_file.unlink(missing_ok=True)
     return {"release_seconds": statistics.median(ours), "release_recipe_seconds": statistics.median(recipe),
             "release_ratio": statistics.median(ours) / statistics.median(recipe), "release_raw": ours,
-            "release_recipe_raw": recipe, "peak_mib": peak}
+            "release_recipe_raw": recipe, "peak_mib": peak,
+            "release_census": {"command_seconds": {name: statistics.median(values) for name, values in commands.items()},
+                               "stage_seconds": {name: statistics.median(values) for name, values in stages.items()}}}
