@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from bench import cpu
+from bench.host_python import host_python
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
 from coordinator.ansible import PlaybookResult, run_playbook
@@ -115,15 +116,15 @@ def deploy_once(approach: str, target: Target, digest: str, version: str,
     if approach == "recipe":
         _recipe_in_parallel(target.containers, digest, version)
         return
+    # Both playbooks run the same interpreter on the host (bench/host_python.py).
+    interpreter = {"ansible_python_interpreter": host_python()}
     with tempfile.TemporaryDirectory(prefix="bcp-", dir="/tmp") as control_dir:  # short: socket paths ≤ 108
         if approach == "peer":
-            # community.docker imports `requests` on the host: the peer runs the venv's Python
-            # there (the same interpreter as the system's, plus the library); ours needs none.
-            result = playbook("deploy.yml", target.inventory,
-                              deploy_vars(digest, version) | target.overrides | {"ansible_python_interpreter": sys.executable},
+            result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides | interpreter,
                               peer=True, control_dir=Path(control_dir), extra_env=extra_env)
         else:
-            result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version, lock=True) | target.overrides,
+            result = playbook("deploy.yml", target.inventory,
+                              deploy_vars(digest, version, lock=True) | target.overrides | interpreter,
                               control_dir=Path(control_dir), extra_env=extra_env)
         cpu.end_ssh_masters()  # before the socket directory goes
     if not result.ok:
@@ -168,20 +169,31 @@ def _retrying_port_clash(action: Callable[[], cpu.Cost], what: str, retried: lis
         return action()
 
 
-def measure_approach(approach: str, target: Target, images: BenchImages, runs: int, sshd_pid: int,
-                     retried: list[str]) -> list[cpu.Cost]:
-    """A warm-up deploy (image pulled, containers exist), then `runs` measured ones."""
+def warm_up(approach: str, target: Target, images: BenchImages, sshd_pid: int, retried: list[str]) -> None:
+    """A deploy that is not measured: the image is pulled and the containers exist afterwards."""
     _retrying_port_clash(partial(cpu.measure, partial(deploy_once, approach, target, images.v1, "1.0.0"), sshd_pid),
                          f"{target.inventory.name} {approach} warm-up", retried)
-    costs = []
+
+
+def measure_run(approach: str, target: Target, images: BenchImages, i: int, runs: int, sshd_pid: int,
+                retried: list[str]) -> cpu.Cost:
+    """Measured run `i` (0-based) of `approach`: the other good image than the run before."""
+    digest, version = alternating(images, i + 1)
+    cost = _retrying_port_clash(partial(cpu.measure, partial(deploy_once, approach, target, digest, version),
+                                        sshd_pid), f"{target.inventory.name} {approach} run {i + 1}", retried)
+    print(f"  {target.inventory.name} {approach} run {i + 1}/{runs}: {cost.seconds:.2f} s, controller "
+          f"{cost.controller_s:.2f} CPU-s, target {cost.target_s:.2f} CPU-s", file=sys.stderr, flush=True)
+    return cost
+
+
+def round_robin(approaches: list[str], runs: int) -> list[tuple[int, str]]:
+    """(run, approach) in turn, each round starting one approach later, so load from elsewhere
+    on the shared machine lands on every approach alike instead of on whichever ran then."""
+    order = []
     for i in range(runs):
-        digest, version = alternating(images, i + 1)
-        cost = _retrying_port_clash(partial(cpu.measure, partial(deploy_once, approach, target, digest, version),
-                                            sshd_pid), f"{target.inventory.name} {approach} run {i + 1}", retried)
-        costs.append(cost)
-        print(f"  {target.inventory.name} {approach} run {i + 1}/{runs}: {cost.seconds:.2f} s, controller "
-              f"{cost.controller_s:.2f} CPU-s, target {cost.target_s:.2f} CPU-s", file=sys.stderr, flush=True)
-    return costs
+        shift = i % len(approaches) if approaches else 0
+        order += [(i, approach) for approach in approaches[shift:] + approaches[:shift]]
+    return order
 
 
 def remove_containers(target: Target) -> None:

@@ -38,20 +38,35 @@ def _per_approach(prefix: str, hosts: int, approach: str, summary: dict[str, Any
 
 def _compare_all(prefix: str, hosts: int, targets: dict[str, compare.Target], images: BenchImages,
                  runs: int) -> dict[str, Any]:
-    """deploy.yml, the peer playbook and the recipe on the same hosts, one after the other."""
+    """deploy.yml, the peer playbook and the recipe on the same hosts, in turn (round-robin)."""
     figures: dict[str, Any] = {}
     pid = compare.sshd_pid()
+    retried: dict[str, list[str]] = {approach: [] for approach in targets}
+    costs: dict[str, list[Any]] = {approach: [] for approach in targets}
+    failed: dict[str, str] = {}
+    try:
+        for approach in targets:
+            try:
+                compare.warm_up(approach, targets[approach], images, pid, retried[approach])
+            except RuntimeError as exc:  # one approach failing must not lose the others' figures
+                failed[approach] = str(exc)
+        for i, approach in compare.round_robin([a for a in targets if a not in failed], runs):
+            if approach in failed:
+                continue
+            try:
+                costs[approach].append(compare.measure_run(approach, targets[approach], images, i, runs, pid,
+                                                           retried[approach]))
+            except RuntimeError as exc:
+                failed[approach] = str(exc)
+    finally:
+        for target in targets.values():
+            compare.remove_containers(target)
     for approach in targets:
-        retried: list[str] = []
-        try:
-            costs = compare.measure_approach(approach, targets[approach], images, runs, pid, retried)
-            summary = compare.summarize(costs, hosts) | {"runs_repeated_after_port_clash": len(retried)}
-        except RuntimeError as exc:  # one approach failing must not lose the others' figures
-            print(f"  {prefix} {approach}: {exc}", file=sys.stderr, flush=True)
-            figures[f"{prefix}_{approach}_error"] = str(exc)
+        if approach in failed:
+            print(f"  {prefix} {approach}: {failed[approach]}", file=sys.stderr, flush=True)
+            figures[f"{prefix}_{approach}_error"] = failed[approach]
             continue
-        finally:
-            compare.remove_containers(targets[approach])
+        summary = compare.summarize(costs[approach], hosts) | {"runs_repeated_after_port_clash": len(retried[approach])}
         figures = merge_figures(figures, _per_approach(prefix, hosts, approach, summary))
         figures[f"{prefix}_{approach}_error"] = None  # clears an earlier window's failure in the results
     return figures
@@ -221,6 +236,10 @@ def across_fleet_sizes(figures: dict[str, Any]) -> dict[str, Any]:
                      / sum((n - mean_n) ** 2 for n, _ in points))
             derived.setdefault(f"{side}_cpu_fixed_and_marginal", {})[approach] = {
                 "fixed_per_run": mean_cpu - slope * mean_n, "marginal_per_host": slope}
+            if side == "controller" and approach == "deploy":
+                derived["controller_cpu_marginal"] = slope
+    if figures.get("fleet5_deploy_seconds") and figures.get("fleet5_peer_seconds"):
+        derived["fleet5_peer_speed"] = figures["fleet5_deploy_seconds"] / figures["fleet5_peer_seconds"]
     return derived
 
 
@@ -247,6 +266,10 @@ def whole_release(runs: int) -> dict[str, Any]:
     peak_file.unlink()
     ours: list[float] = []
     recipe: list[float] = []
+    # The census of the release path: each command's wall time and each stage's (the record's
+    # stage_seconds), per run.
+    commands: dict[str, list[float]] = {}
+    stages: dict[str, list[float]] = {}
     for _ in range(runs):
         reset(world)
         with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
@@ -264,10 +287,13 @@ def whole_release(runs: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 completed = subprocess.run([*base, *args], env=env, capture_output=True, text=True, check=False)
                 wall += time.perf_counter() - started
+                commands.setdefault(args[0], []).append(time.perf_counter() - started)
                 if completed.returncode != expect:
                     raise RuntimeError(f"coordinator {' '.join(args)} exited {completed.returncode}: {completed.stderr[-500:]}")
             record = yaml.safe_load((state_dir / "releases" / "sample-1.0.0.json").read_text())
             digest = record["build"]["digest"]
+            for stage, seconds in record["stage_seconds"].items():
+                stages.setdefault(stage, []).append(seconds)
             ours.append(wall - record["stage_seconds"].get("build", 0.0))
         remove_container("bench-recipe-staging")
         remove_container("bench-recipe-prod")
@@ -281,4 +307,6 @@ def whole_release(runs: int) -> dict[str, Any]:
     peak_file.unlink(missing_ok=True)
     return {"release_seconds": statistics.median(ours), "release_recipe_seconds": statistics.median(recipe),
             "release_ratio": statistics.median(ours) / statistics.median(recipe), "release_raw": ours,
-            "release_recipe_raw": recipe, "peak_mib": peak}
+            "release_recipe_raw": recipe, "peak_mib": peak,
+            "release_census": {"command_seconds": {name: statistics.median(values) for name, values in commands.items()},
+                               "stage_seconds": {name: statistics.median(values) for name, values in stages.items()}}}

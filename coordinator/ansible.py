@@ -183,11 +183,14 @@ def run_playbook(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     scratch_dir: Path | None = None,
+    control_dir: Path | None = None,
 ) -> PlaybookResult:
     """Run `playbooks/<playbook>` against `inventory` and return what happened per host.
 
     `scratch_dir` holds the runner's private data dirs; leftovers of a killed run there are
-    removed before the next run starts (the caller holds the state-dir lock).
+    removed before the next run starts (the caller holds the state-dir lock). `control_dir`
+    holds the SSH ControlMaster sockets (the run's `Context.ssh_control`), so the playbook
+    runs of one coordinator run reuse their connections; without it Ansible's default applies.
     """
     import ansible_runner  # heavy: imported only when a playbook actually runs
 
@@ -227,6 +230,8 @@ def run_playbook(
 
     try:
         envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)), **(env or {})})
+        if control_dir is not None:
+            envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),
             project_dir=str(ansible_dir),

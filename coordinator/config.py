@@ -189,7 +189,9 @@ class EnvironmentConfig(Strict):
         None, description="argv run in the app checkout after deploy; {url} and {version} are substituted. Default: built-in /health + /version check."
     )
     health_timeout_s: float = Field(300, gt=0, description="Deadline for /health and /version to answer 200.")
-    health_interval_s: float = Field(0.5, gt=0, description="Seconds between health polls; 3 healthy polls in a row pass.")
+    health_interval_s: float = Field(0.5, gt=0, description=(
+        "Seconds between health polls; a host passes when it stays healthy for the stability window "
+        "(release_health_stable_seconds, 0.5 s) after its first healthy answer."))
     serial: str | None = Field(None, description="Ansible batch size for fleets, e.g. '25%' or '2'.")
     playbook_timeout_s: float = Field(1800, gt=0)
 

@@ -6,6 +6,7 @@ Clients are created on first use, so read-only commands that never talk to the f
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import re
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from coordinator.ci import CIProvider
     from coordinator.forge import GiteaClient
     from coordinator.notify import Notifier
+    from coordinator.ssh_control import ControlDir
 
 
 def default_operator() -> str:
@@ -83,6 +85,16 @@ class Context:
 
             return PostgresStore(self.database, self.config.project)
         return ReleaseStore(self.config.state_dir)
+
+    @cached_property
+    def ssh_control(self) -> "ControlDir":
+        """This run's SSH ControlPath directory: every playbook run of the process reuses its
+        masters; they are stopped and the directory removed when the process exits."""
+        from coordinator.ssh_control import ControlDir
+
+        control = ControlDir()
+        atexit.register(control.close)
+        return control
 
     @cached_property
     def audit(self) -> "SpoolingTrail":

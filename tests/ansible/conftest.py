@@ -56,6 +56,9 @@ class PlaybookRun:
     failures: list[str] = field(default_factory=list)
     # Task name -> the hosts it ran on (not skipped), in play order.
     ran: dict[str, list[str]] = field(default_factory=dict)
+    # Host -> the modules that ran on the host itself (not ansible.builtin's controller-side
+    # actions), in order: the remote calls the host paid for.
+    remote_calls: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -83,6 +86,17 @@ def _hosts_per_task(document: dict[str, Any]) -> dict[str, list[str]]:
             hosts = [host for host, result in task.get("hosts", {}).items() if not result.get("skipped")]
             ran.setdefault(task["task"]["name"], []).extend(hosts)
     return ran
+
+
+def _remote_calls(document: dict[str, Any]) -> dict[str, list[str]]:
+    calls: dict[str, list[str]] = {}
+    for play in document.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                action = str(result.get("action", ""))
+                if action and not action.startswith("ansible.builtin.") and not result.get("skipped"):
+                    calls.setdefault(host, []).append(action)
+    return calls
 
 
 def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | None = None,
@@ -119,6 +133,7 @@ def run_playbook(playbook: str, inventory: Path, extra_vars: dict[str, Any] | No
         hosts=document.get("global_custom_stats", {}).get("coordinator_hosts", {}),
         failures=_failed_tasks(document),
         ran=_hosts_per_task(document),
+        remote_calls=_remote_calls(document),
     )
 
 

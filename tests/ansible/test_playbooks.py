@@ -388,6 +388,57 @@ def test_deploy_takes_the_lock_and_gives_it_back_when_every_host_passed(images: 
         assert not inventory.lock_dir(name).exists(), name
 
 
+def test_one_host_takes_deploys_and_gives_the_lock_back_in_one_remote_call(
+    images: Images, make_inventory: InventoryFactory
+) -> None:
+    inventory = make_inventory(["web"])
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.sample["1.0.0"], deploy_lock_acquire=True, deploy_lock_id="run-5", deploy_lock_owner="carol"))
+
+    assert not run.failed, str(run)
+    assert run.remote_calls["web"] == ["release_host"], run.remote_calls
+    assert run.hosts["web"]["locked"] is False and run.hosts["web"]["lock"]["owner"] == "carol"
+    assert run.hosts["web"]["healthy"] is True and run.hosts["web"]["running_digest"] == images.sample["1.0.0"].digest
+    assert not inventory.lock_dir("web").exists()
+
+
+def test_several_hosts_lock_first_and_each_host_s_last_call_gives_the_lock_back(
+    images: Images, make_inventory: InventoryFactory
+) -> None:
+    inventory = make_inventory(["app1", "app2", "app3"])
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.fleet["1.0.0"], deploy_lock_acquire=True, deploy_lock_id="run-6", deploy_lock_owner="carol", deploy_serial=1))
+
+    assert not run.failed, str(run)
+    # The lock pass, the deploy, and for the earlier batches the re-check that gives the lock back;
+    # the one-host last batch gives it back in its deploy call. No separate unlock call.
+    assert run.remote_calls["app1"] == ["deploy_lock", "release_host", "release_host"], run.remote_calls
+    assert run.remote_calls["app2"] == ["deploy_lock", "release_host", "release_host"], run.remote_calls
+    assert run.remote_calls["app3"] == ["deploy_lock", "release_host"], run.remote_calls
+    for name in ("app1", "app2", "app3"):
+        assert run.hosts[name]["locked"] is False and run.hosts[name]["lock"]["owner"] == "carol", name
+        assert not inventory.lock_dir(name).exists(), name
+
+
+def test_one_host_under_someone_elses_lock_is_refused_by_its_deploy_call_and_nothing_changes(
+    images: Images, make_inventory: InventoryFactory
+) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("lock.yml", inventory.path, ALICE).failed
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.sample["1.0.0"], deploy_lock_acquire=True, deploy_lock_id="run-7", deploy_lock_owner="carol"))
+
+    assert run.failed
+    host = run.hosts["web"]
+    assert host["lock_refused"] is True and host["lock_failure"] == "held" and host["locked"] is False, host
+    assert host["lock"]["owner"] == "alice" and "alice-1" in host["error"], host
+    assert not container_exists(inventory.container("web"))
+    assert json.loads((inventory.lock_dir("web") / "info.json").read_text())["lock_id"] == "alice-1"
+
+
 def test_deploy_under_someone_elses_lock_deploys_nothing_and_releases_its_own(
     images: Images, make_inventory: InventoryFactory
 ) -> None:

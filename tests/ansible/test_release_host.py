@@ -160,3 +160,57 @@ def test_someone_elses_live_lock_refuses_before_anything_changes(call: Any, imag
     assert "locked by ops-alice" in refused["msg"] and "alice-1" in refused["msg"], refused["msg"]
     assert not container_exists(NAME)
     assert not (tmp_path / "state" / NAME / "release.json").exists()
+
+
+def test_a_call_that_takes_the_lock_gives_it_back_once_verified(call: Any, images: Images, tmp_path: Path) -> None:
+    lock = tmp_path / "locks" / f"{NAME}.lock"
+
+    outcome, _ = call(images.sample["1.0.0"], lock_path=str(lock), lock_id="run-1", lock_acquire=True, lock_release=True,
+                      lock_owner="carol", lock_reason="release v1.0.0")
+
+    assert outcome.get("failed") is not True and outcome["healthy"] is True, outcome
+    assert outcome["locked"] is False and outcome["lock_released"] is True
+    assert outcome["lock"]["owner"] == "carol" and outcome["lock"]["lock_id"] == "run-1" and outcome["lock"]["held"] is False
+    assert not lock.exists()
+    assert running_digest(NAME) == images.sample["1.0.0"].digest
+
+
+def test_a_call_that_takes_the_lock_keeps_it_when_the_release_fails(call: Any, images: Images, tmp_path: Path) -> None:
+    lock = tmp_path / "locks" / f"{NAME}.lock"
+    assert call(images.sample["1.0.0"])[0]["healthy"] is True
+
+    failed, _ = call(images.sample["3.0.0"], lock_path=str(lock), lock_id="run-2", lock_acquire=True, lock_release=True,
+                     lock_owner="carol")
+
+    assert failed["failed"] and failed["stage"] == "health", failed
+    assert failed["locked"] is True and failed["lock"]["lock_id"] == "run-2"
+    assert json.loads((lock / "info.json").read_text())["owner"] == "carol"  # the rollback runs under it
+
+
+def test_taking_the_lock_refuses_someone_elses_and_changes_nothing(call: Any, images: Images, tmp_path: Path) -> None:
+    lock = tmp_path / "locks" / f"{NAME}.lock"
+    lock.mkdir(parents=True)
+    (lock / "info.json").write_text(json.dumps({"owner": "ops-alice", "lock_id": "alice-1", "acquired_at": "now",
+                                                "expires_at": "later", "expires_epoch": 4102444800}))
+
+    refused, _ = call(images.sample["1.0.0"], lock_path=str(lock), lock_id="run-3", lock_acquire=True, lock_owner="carol")
+
+    assert refused["failed"] and refused["stage"] == "lock" and refused["lock_held"] is True, refused
+    assert "locked by ops-alice" in refused["msg"] and "alice-1" in refused["msg"], refused["msg"]
+    assert refused["locked"] is False and refused["lock"]["owner"] == "ops-alice"
+    assert json.loads((lock / "info.json").read_text())["lock_id"] == "alice-1"
+    assert not container_exists(NAME)
+    assert not (tmp_path / "state" / NAME / "release.json").exists()
+
+
+def test_an_engine_that_does_not_answer_takes_no_lock(call: Any, images: Images, tmp_path: Path) -> None:
+    lock = tmp_path / "locks" / f"{NAME}.lock"
+
+    refused, _ = call(images.sample["1.0.0"], lock_path=str(lock), lock_id="run-4", lock_acquire=True, lock_owner="carol",
+                      docker_socket=str(tmp_path / "no-docker.sock"))
+
+    assert refused["failed"] and refused["stage"] == "engine" and refused["not_ready"] is True, refused
+    assert "does not answer" in refused["msg"], refused["msg"]
+    assert refused["locked"] is False and refused["lock"]["held"] is False
+    assert not lock.exists()
+    assert not (tmp_path / "state" / NAME / "release.json").exists()

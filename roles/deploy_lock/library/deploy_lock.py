@@ -9,16 +9,12 @@ cannot block deploys for weeks. Releasing needs the lock's id (or an explicit fo
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import socket
 import time
-import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.docker_engine import Engine, EngineError
-from ansible.module_utils.host_lock import INFO, describe, is_expired, iso_utc, read_lock
+from ansible.module_utils.host_lock import LockError, acquire, describe, read_lock, release
 
 DOCUMENTATION = r"""
 module: deploy_lock
@@ -93,108 +89,6 @@ taken_over:
 """
 
 
-class LockError(Exception):
-    """The lock cannot be acquired or released; the message says by whom and what to do."""
-
-
-def write_info(path: str, info: dict) -> None:
-    """Write info.json atomically inside the lock directory we just created."""
-    temporary = os.path.join(path, ".%s.tmp" % INFO)
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(info, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, os.path.join(path, INFO))
-
-
-def remove_lock(path: str, expected_id: str | None) -> dict:
-    """Move the lock aside (atomic) and delete it; return what was removed.
-
-    When ``expected_id`` is given and the lock moved aside is not that one (someone
-    replaced it in between), it is put back and the call fails.
-    """
-    tombstone = "%s.removed-%s" % (path, uuid.uuid4().hex[:8])
-    os.rename(path, tombstone)
-    removed = read_lock(tombstone) or {}
-    if expected_id is not None and removed.get("lock_id") != expected_id:
-        try:
-            os.rename(tombstone, path)
-        except OSError:
-            pass
-        raise LockError("the lock at %s changed while it was being removed; try again" % path)
-    shutil.rmtree(tombstone, ignore_errors=True)
-    return removed
-
-
-def acquire(params: dict, now: float) -> dict:
-    path = params["path"]
-    if not params["owner"]:
-        raise LockError("deploy_lock_owner is required to acquire the lock")
-    lock_id = params["lock_id"] or uuid.uuid4().hex[:16]
-    info = {
-        "owner": params["owner"],
-        "reason": params["reason"],
-        "version": params["version"],
-        "lock_id": lock_id,
-        "host": socket.gethostname(),
-        "acquired_at": iso_utc(now),
-        "expires_at": iso_utc(now + params["ttl"]),
-        "expires_epoch": now + params["ttl"],
-    }
-    taken_over = None
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        held = read_lock(path)
-        if held is None:  # released between our mkdir and our read: try once more
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                raise LockError("the lock at %s is contended right now; try again" % path)
-        elif held.get("lock_id") == lock_id:
-            return {"changed": False, "acquired": True, "lock": describe(path, held, now)}
-        elif is_expired(path, held, now):
-            taken_over = remove_lock(path, held.get("lock_id") if held else None)
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                raise LockError("another run took over the expired lock at %s first" % path)
-        else:
-            raise LockError(
-                "locked by %s since %s (reason: %s, version: %s, lock id %s, expires %s); "
-                "wait, or release it with deploy_lock_action=release deploy_lock_id=%s"
-                % (
-                    held.get("owner", "?"),
-                    held.get("acquired_at", "?"),
-                    held.get("reason") or "-",
-                    held.get("version") or "-",
-                    held.get("lock_id", "?"),
-                    held.get("expires_at", "?"),
-                    held.get("lock_id", "<id>"),
-                )
-            )
-    write_info(path, info)
-    result = {"changed": True, "acquired": True, "lock": describe(path, info, now)}
-    if taken_over is not None:
-        result["taken_over"] = describe(path, taken_over, now)
-    return result
-
-
-def release(params: dict, now: float) -> dict:
-    path = params["path"]
-    held = read_lock(path)
-    if held is None:
-        return {"changed": False, "acquired": False, "lock": describe(path, None, now)}
-    if held.get("lock_id") != params["lock_id"] and not params["force"]:
-        raise LockError(
-            "the lock at %s is held by %s with lock id %s, not %r; pass that id as "
-            "deploy_lock_id, or deploy_lock_force=true to break it"
-            % (path, held.get("owner", "?"), held.get("lock_id", "?"), params["lock_id"])
-        )
-    removed = remove_lock(path, held.get("lock_id") if held else None)
-    return {"changed": True, "acquired": False, "lock": describe(path, None, now), "released": describe(path, removed, now)}
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -224,9 +118,10 @@ def main() -> None:
     now = time.time()
     try:
         if params["action"] == "acquire":
-            result = acquire(params, now)
+            result = acquire(params["path"], owner=params["owner"], reason=params["reason"], version=params["version"],
+                             ttl=params["ttl"], lock_id=params["lock_id"], now=now)
         elif params["action"] == "release":
-            result = release(params, now)
+            result = release(params["path"], params["lock_id"], params["force"], now)
         else:
             result = {"changed": False, "acquired": False, "lock": describe(params["path"], read_lock(params["path"]), now)}
     except LockError as error:

@@ -24,7 +24,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.docker_engine import Engine, EngineError, registry_digests
-from ansible.module_utils.host_lock import refusal
+from ansible.module_utils.host_lock import LockError, acquire, describe, read_lock, refusal, release
 from ansible.module_utils.release_probe import probe_slice
 from ansible.module_utils.release_state import (
     RECORD_FILE,
@@ -161,6 +161,32 @@ options:
     description: The lock this run holds; a live lock with another id refuses the deploy.
     type: str
     default: ""
+  lock_acquire:
+    description:
+      - Take the lock at O(lock_path) with O(lock_id) in this call (deploy), after the engine
+        answered and before anything changes; someone else's live lock refuses the deploy with
+        RV(lock_held), an engine that does not answer with RV(not_ready), and no lock is taken.
+      - For a run over one host, so that lock, deploy and unlock are one call.
+    type: bool
+    default: false
+  lock_release:
+    description:
+      - Give the lock (O(lock_path), O(lock_id)) back once the release is healthy and verified
+        (deploy, wait); a failed call keeps it, so the rollback runs under it.
+    type: bool
+    default: false
+  lock_owner:
+    description: Who takes the lock (O(lock_acquire)).
+    type: str
+    default: ""
+  lock_reason:
+    description: Why the lock is taken (O(lock_acquire)).
+    type: str
+    default: ""
+  lock_ttl:
+    description: Seconds until the lock taken with O(lock_acquire) expires.
+    type: int
+    default: 1800
   base_url:
     description: Base URL of the service on the host, e.g. C(http://127.0.0.1:8080).
     type: str
@@ -191,7 +217,13 @@ options:
   required_successes:
     description: Consecutive healthy polls needed to pass.
     type: int
-    default: 3
+    default: 1
+  stable_seconds:
+    description:
+      - Seconds the service must stay healthy (answering, its container not restarted) after
+        its first healthy answer; catches a release that answers once and then crash-loops.
+    type: float
+    default: 0.5
   mismatch_limit:
     description: Consecutive polls answering a wrong version before failing early.
     type: int
@@ -218,6 +250,22 @@ healthy:
   description: Whether the release passed its health check in this call.
   type: bool
   returned: always
+lock:
+  description: The deploy lock as this call left it (C(held), C(owner), C(lock_id), ...; C(taken_over) when an expired lock was replaced).
+  type: dict
+  returned: when O(lock_acquire) or O(lock_release) is set
+locked:
+  description: Whether this run holds the lock when the call ends.
+  type: bool
+  returned: when O(lock_acquire) or O(lock_release) is set
+lock_held:
+  description: True when someone else's live lock refused the deploy.
+  type: bool
+  returned: when the lock refused the call
+not_ready:
+  description: True when the Docker engine did not answer; nothing was changed and no lock taken.
+  type: bool
+  returned: when the engine check failed
 fatal:
   description: Whether the call failed (do not call C(wait) after it).
   type: bool
@@ -476,7 +524,8 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
     """The deploy steps in order; each raises StepFailed naming its stage."""
     clock = StepClock(result)
     check_inputs(params)
-    if params["lock_path"]:
+    taking = params["lock_acquire"] and params["lock_path"] and not module.check_mode
+    if params["lock_path"] and not taking:
         refused = refusal(params["lock_path"], params["lock_id"], time.time())
         if refused:
             raise StepFailed("lock", "%s is %s" % (os.uname()[1], refused), lock_held=True)
@@ -485,7 +534,10 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
     try:
         engine.version()
     except EngineError as error:
-        raise StepFailed("engine", "cannot run the deploy: %s" % error, not_ready=True) from None
+        raise StepFailed("engine", "cannot run the deploy: %s" % error, not_ready=True,
+                         **lock_report(params, locked=False)) from None
+    if taking:
+        take_lock(params, result)
     clock.lap("checks")
     try:
         prepared = prepare(params, now(), module.check_mode)
@@ -541,12 +593,51 @@ def wait(module: AnsibleModule, params: dict, result: dict) -> None:
         result["record"] = verified["record"]
         result["changed"] = result["changed"] or verified["changed"]
         clock.lap("verified")
+        if params["lock_release"] and params["lock_path"] and not module.check_mode:
+            give_lock_back(params, result)
     result["stage"] = "done"
+
+
+def lock_report(params: dict, locked: bool) -> dict:
+    """The lock as found now, for a result (empty when the call does not manage the lock)."""
+    if not (params["lock_acquire"] or params["lock_release"]) or not params["lock_path"]:
+        return {}
+    return {"lock": describe(params["lock_path"], read_lock(params["lock_path"]), time.time()), "locked": locked}
+
+
+def take_lock(params: dict, result: dict) -> None:
+    """Take the run's lock before anything changes; someone else's live lock refuses the call."""
+    path = params["lock_path"]
+    try:
+        os.makedirs(os.path.dirname(path.rstrip("/")), mode=0o700, exist_ok=True)
+        taken = acquire(path, owner=params["lock_owner"], reason=params["lock_reason"], version=params["version"] or "",
+                        ttl=params["lock_ttl"], lock_id=params["lock_id"], now=time.time())
+    except (LockError, OSError) as error:
+        raise StepFailed("lock", "could not lock %s: %s" % (os.uname()[1], error), lock_held=True,
+                         **lock_report(params, locked=False)) from None
+    result["lock"] = dict(taken["lock"], taken_over=taken.get("taken_over"))
+    result["locked"] = True
+
+
+def give_lock_back(params: dict, result: dict) -> None:
+    """Release the run's lock after a verified release. The release stands either way, so a
+    lock that is no longer ours (expired and taken over meanwhile) is reported, not fatal."""
+    try:
+        released = release(params["lock_path"], params["lock_id"], False, time.time())
+    except (LockError, OSError) as error:
+        result.update(lock_report(params, locked=False), lock_release_error=str(error))
+        return
+    # Who held it stays in the report (the coordinator audits it); a takeover found by this run too.
+    lock = dict(released.get("released") or released["lock"], held=False, expired=False)
+    taken_over = (result.get("lock") or {}).get("taken_over")
+    if taken_over:
+        lock["taken_over"] = taken_over
+    result.update(lock=lock, locked=False, lock_released=True)
 
 
 def probe_params(params: dict) -> dict:
     keys = ("base_url", "health_path", "version_path", "timeout", "slice", "interval", "request_timeout",
-            "required_successes", "mismatch_limit", "docker_socket", "container_name")
+            "required_successes", "stable_seconds", "mismatch_limit", "docker_socket", "container_name")
     probe = {key: params[key] for key in keys}
     probe.update(expected_version=params["version"] or "", expected_digest=params["digest"] or "")
     return probe
@@ -627,6 +718,11 @@ def main() -> None:
             "api_timeout": {"type": "float", "default": 120.0},
             "lock_path": {"type": "path", "default": ""},
             "lock_id": {"type": "str", "default": ""},
+            "lock_acquire": {"type": "bool", "default": False},
+            "lock_release": {"type": "bool", "default": False},
+            "lock_owner": {"type": "str", "default": ""},
+            "lock_reason": {"type": "str", "default": ""},
+            "lock_ttl": {"type": "int", "default": 1800},
             "base_url": {"type": "str"},
             "health_path": {"type": "str", "default": "/health"},
             "version_path": {"type": "str", "default": "/version"},
@@ -634,7 +730,8 @@ def main() -> None:
             "slice": {"type": "float", "default": 5.0},
             "interval": {"type": "float", "default": 0.5},
             "request_timeout": {"type": "float", "default": 5.0},
-            "required_successes": {"type": "int", "default": 3},
+            "required_successes": {"type": "int", "default": 1},
+            "stable_seconds": {"type": "float", "default": 0.5},
             "mismatch_limit": {"type": "int", "default": 5},
         },
         required_if=[

@@ -1,7 +1,8 @@
 """Health probing shared by the release_health_probe and release_host modules.
 
 One poll reads /health and /version over HTTP and the container's state from the Docker
-engine; a slice polls until a streak of healthy answers or the slice's end, failing early
+engine; a slice polls until the service has stayed healthy for a short stability window
+after its first healthy answer (or the slice's end), failing early
 (ProbeFailed) when the container has exited, restart-loops or keeps answering a wrong
 version, so a broken release never holds a deploy for its whole deadline.
 """
@@ -131,14 +132,29 @@ def poll_once(params: dict) -> tuple[bool, str, str]:
     return True, version, "healthy"
 
 
+# Polls before the first healthy answer come quickly at first (a service usually answers
+# within a few hundred ms of its start) and back off to the configured interval.
+FIRST_POLL_S = 0.05
+
+
 def poll_one_slice(params: dict, started: float) -> dict:
-    """Poll for one slice; return the outcome, or raise ProbeFailed when the service cannot become healthy."""
+    """Poll for one slice; return the outcome, or raise ProbeFailed when the service cannot become healthy.
+
+    Healthy means: a healthy answer, then healthy answers (and no restart of the container)
+    for ``stable_seconds`` after it, at least ``required_successes`` in a row. Before the
+    first healthy answer the polls back off from FIRST_POLL_S to ``interval``, so the wait
+    ends soon after the service is up instead of on a fixed poll grid.
+    """
     slice_s = min(max(params["slice"], params["interval"]), params["timeout"])
+    stable_s = max(float(params.get("stable_seconds") or 0.0), 0.0)
     # Past the slice a streak is finished, but never for longer than the longest streak.
-    overtime_limit = max(params["required_successes"], params["mismatch_limit"])
+    overtime_limit = max(params["required_successes"], params["mismatch_limit"],
+                         int(stable_s / params["interval"]) + 2)
     expected = params["expected_version"].strip()
     successes = mismatches = polls = overtime = 0
     baseline = state = None
+    first_healthy: float | None = None
+    pause = min(FIRST_POLL_S, params["interval"])
     while True:
         polls += 1
         if params["container_name"]:
@@ -154,25 +170,36 @@ def poll_one_slice(params: dict, started: float) -> dict:
                 )
         else:
             mismatches = 0
+        polled_at = time.monotonic()
         successes = successes + 1 if answered else 0
+        if answered and successes == 1:
+            first_healthy = polled_at
+        elif not answered:
+            first_healthy = None
+        stable_for = polled_at - first_healthy if first_healthy is not None else 0.0
         outcome = {
-            "healthy": successes >= params["required_successes"],
+            "healthy": successes >= params["required_successes"] and stable_for >= stable_s,
             "version": version,
             "last_status": status,
             "polls": polls,
-            "elapsed": round(time.monotonic() - started, 2),
+            "elapsed": round(polled_at - started, 2),
         }
         if state is not None:
             outcome["container_state"] = state
         if outcome["healthy"]:
             return outcome
-        left = slice_s - (time.monotonic() - started)
+        left = slice_s - (polled_at - started)
         if left <= 0:
             overtime += 1
             if not (successes or mismatches) or overtime > overtime_limit:
                 return outcome
+        if first_healthy is not None:
+            # In the stability window: the last poll falls on its end.
+            pause = min(params["interval"], max(stable_s - stable_for, 0.0)) or params["interval"]
+        else:
+            pause = min(pause * 2, params["interval"]) if polls > 1 else pause
         # The last poll of a slice falls on its end, so that a call takes the whole slice.
-        time.sleep(min(params["interval"], left) if left > 0 else params["interval"])
+        time.sleep(min(pause, left) if left > 0 else pause)
 
 
 def validate(params: dict) -> str | None:
@@ -181,6 +208,8 @@ def validate(params: dict) -> str | None:
         return "base_url must start with http:// or https:// (got %s)" % params["base_url"]
     if params["timeout"] <= 0 or params["slice"] <= 0 or params["interval"] <= 0 or params["required_successes"] < 1:
         return "timeout, slice and interval must be > 0 and required_successes >= 1"
+    if float(params.get("stable_seconds") or 0.0) < 0:
+        return "stable_seconds must be >= 0 (got %s)" % params["stable_seconds"]
     if params["expected_digest"] and not params["container_name"]:
         return "expected_digest needs container_name (the container whose image is checked)"
     return None

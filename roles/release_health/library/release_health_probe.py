@@ -98,7 +98,13 @@ options:
   required_successes:
     description: Consecutive healthy polls needed to pass.
     type: int
-    default: 3
+    default: 1
+  stable_seconds:
+    description:
+      - Seconds the service must stay healthy (answering, its container not restarted) after
+        its first healthy answer; catches a release that answers once and then crash-loops.
+    type: float
+    default: 0.5
   mismatch_limit:
     description: Consecutive polls answering a wrong version before failing early.
     type: int
@@ -183,7 +189,8 @@ def main() -> None:
             "slice": {"type": "float", "default": 5.0},
             "interval": {"type": "float", "default": 0.5},
             "request_timeout": {"type": "float", "default": 5.0},
-            "required_successes": {"type": "int", "default": 3},
+            "required_successes": {"type": "int", "default": 1},
+            "stable_seconds": {"type": "float", "default": 0.5},
             "mismatch_limit": {"type": "int", "default": 5},
         },
         supports_check_mode=True,
