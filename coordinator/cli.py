@@ -7,6 +7,7 @@ error to its code in one place.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -29,10 +30,19 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 class State:
     """What the top-level options give every command."""
 
-    def __init__(self, config_path: Path, operator: str | None, debug: bool) -> None:
+    def __init__(self, config_path: Path, operator: str | None, debug: bool, *, no_input: bool = False,
+                 verbosity: int = 0) -> None:
         self.config_path = config_path
         self.operator = operator
         self.debug = debug
+        self.no_input = no_input
+        self.verbosity = verbosity
+
+    def may_prompt(self) -> bool:
+        """A person can answer the gate: a terminal, and neither --no-input nor CI/COORDINATOR_NO_INPUT."""
+        from coordinator.interaction import may_prompt
+
+        return may_prompt(self.no_input)
 
     def context(self, *, interactive: bool = False) -> "Context":
         from coordinator.config import load_config
@@ -51,15 +61,24 @@ pass_state = click.make_pass_decorator(State)
               envvar="COORDINATOR_CONFIG", show_default=True, help="Config file (env COORDINATOR_CONFIG).")
 @click.option("--operator", envvar="COORDINATOR_OPERATOR", help="Who is acting (recorded in the audit trail). Default: login name.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.option("--no-input", is_flag=True,
+              help="Never prompt, even on a terminal: the gate stops with exit 4 (also CI=true or COORDINATOR_NO_INPUT=1).")
+@click.option("-v", "--verbose", "verbosity", count=True,
+              help="Pass -v/-vv/-vvv to Ansible: more detail in the run logs (README 'Troubleshooting').")
 @click.version_option(package_name="coordinator")
 @click.pass_context
-def cli(click_ctx: click.Context, config_path: Path, operator: str | None, debug: bool) -> None:
+def cli(click_ctx: click.Context, config_path: Path, operator: str | None, debug: bool, no_input: bool,
+        verbosity: int) -> None:
     """Release a Docker service: validate, tag, build, stage, approve, promote, verify, announce.
 
     Every irreversible step is gated and recorded; an interrupted release continues with
     `coordinator resume`.
     """
-    click_ctx.obj = State(config_path, operator, debug)
+    click_ctx.obj = State(config_path, operator, debug, no_input=no_input, verbosity=verbosity)
+    if verbosity:
+        # Ansible's own setting, inherited by every playbook run of this process (ansible-runner
+        # passes the environment on), so no call site has to carry it.
+        os.environ["ANSIBLE_VERBOSITY"] = str(min(verbosity, 4))
 
 
 def _install_signal_handlers(ctx: "Context") -> None:
@@ -91,8 +110,9 @@ def confirm_by_typing(question: str, expected: str) -> bool:
 def release(state: State, version: str, force: bool, reason: str | None, dry_run: bool) -> None:
     """Run the whole release of VERSION, stopping at the production gate unless approved.
 
-    With a terminal the gate asks for confirmation; without one (CI) it stops with exit
-    code 4 ("awaiting approval"), which a staging CI job should treat as success.
+    With a terminal the gate asks for confirmation; without one, or with --no-input, CI=true
+    or COORDINATOR_NO_INPUT=1, it stops with exit code 4 ("awaiting approval"), which a
+    staging CI job should treat as success.
     """
     from coordinator.driver import Driver
     from coordinator.errors import UsageError
@@ -105,7 +125,7 @@ def release(state: State, version: str, force: bool, reason: str | None, dry_run
 
     if force and not reason:
         raise UsageError("--force needs --reason TEXT saying why a rolled-back version is released again")
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    interactive = state.may_prompt()
     ctx = state.context(interactive=interactive)
     _install_signal_handlers(ctx)
     Driver(ctx, confirm=confirm_by_typing).release(version, force_reason=reason if force else None)
@@ -118,7 +138,7 @@ def resume(state: State, version: str | None) -> None:
     """Continue the newest unfinished release (or VERSION) from its first incomplete stage."""
     from coordinator.driver import Driver
 
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    interactive = state.may_prompt()
     ctx = state.context(interactive=interactive)
     _install_signal_handlers(ctx)
     Driver(ctx, confirm=confirm_by_typing).resume(version)
