@@ -178,11 +178,15 @@ def approve(state: State, version: str, reason: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def status(state: State, as_json: bool) -> None:
-    """Show every release and the stage it stands at."""
+    """Show every release and the stage it stands at (with --json, also its playbook run logs on this machine)."""
+    from coordinator.run_logs import runs_for
+
     ctx = state.context()
     releases = ctx.store.all()
     if as_json:
-        ctx.out.line(json.dumps([json.loads(r.model_dump_json()) for r in releases], indent=2))
+        shown = [{**json.loads(r.model_dump_json()),
+                  "run_logs": [str(run) for run in runs_for(ctx.config.state_dir, r.id, ctx.config.environments)]} for r in releases]
+        ctx.out.line(json.dumps(shown, indent=2))
         return
     if not releases:
         ctx.out.line("no releases yet")

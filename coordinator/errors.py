@@ -172,3 +172,11 @@ class StateBackendError(CoordinatorError):
     """The shared state database is unreachable, refused us, or has another schema version."""
 
     exit_code = ExitCode.STATE_BACKEND
+
+
+class NoHosts(UsageError):
+    """An environment's inventory is missing or has no hosts in the group a playbook targets.
+
+    Acting on zero hosts would "succeed" while changing nothing (a rollback that restored
+    nothing, a lock status that says nothing), so it is a configuration error, exit 2.
+    """
