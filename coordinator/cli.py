@@ -259,7 +259,6 @@ def audit_verify(state: State) -> None:
 
 
 def _plan(state: State, version: str, *, as_json: bool) -> None:
-    from coordinator.errors import CheckFailed
     from coordinator.plan import build_plan, print_plan
 
     ctx = state.context()
@@ -269,7 +268,7 @@ def _plan(state: State, version: str, *, as_json: bool) -> None:
     else:
         print_plan(ctx, plan)
     if not plan.ready:
-        raise CheckFailed(plan.problems())
+        raise plan.error()
 
 
 @cli.command()
@@ -280,7 +279,8 @@ def plan(state: State, version: str, as_json: bool) -> None:
     """Dry run: every read-only check, and what each stage would do. Changes nothing.
 
     Exits 0 when the release is ready, 3 when a check failed or a host could not be read
-    (so a CI job can gate on it).
+    (so a CI job can gate on it), 2 for a refused token or an inventory without hosts, 10
+    when the forge cannot be reached.
     """
     _plan(state, version, as_json=as_json)
 
