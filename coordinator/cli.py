@@ -391,12 +391,21 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def config_check(state: State, as_json: bool) -> None:
-    """Validate the config file and print the resolved configuration, secrets redacted."""
+    """Validate the config file and print the resolved configuration, secrets redacted.
+
+    Beyond the schema it checks the app path, every environment's inventory path and the
+    token files' modes; any problem exits 2 naming the key and the fix.
+    """
     import yaml
 
     from coordinator.config import redacted_view
+    from coordinator.config_check import config_problems
+    from coordinator.errors import ConfigError
 
     ctx = state.context()
+    problems = config_problems(ctx.config)
+    if problems:
+        raise ConfigError(f"{state.config_path}: " + "; ".join(problems))
     view = redacted_view(ctx.config)
     token_source = f"env {ctx.config.forge.token_env}" + (f" or file {ctx.config.forge.token_file}" if ctx.config.forge.token_file else "")
     view["forge"]["token"] = f"(from {token_source}; not shown)"
