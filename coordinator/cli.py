@@ -498,6 +498,9 @@ def main() -> None:
     except Exception as exc:  # an unexpected failure: one line unless --debug
         if debug:
             raise
-        click.echo(f"error: unexpected {exc.__class__.__name__}: {exc} (rerun with --debug for details)", err=True)
+        from coordinator.causes import whole_cause
+
+        click.echo(f"error: unexpected {exc.__class__.__name__}: {whole_cause(str(exc))} (rerun with --debug for details)",
+                   err=True)
         sys.exit(ExitCode.ERROR)
     sys.exit(ExitCode.OK)
