@@ -80,8 +80,11 @@ class PlaybookResult:
             parts.append(f"ansible-runner ended {self.status} (rc {self.rc})")
         if not parts:
             return "all hosts ok"
-        log = f" (full log: {self.log_hint()})" if self.log_dir is not None and not self.ok else ""
-        return "; ".join(parts) + log
+        return self.with_log("; ".join(parts))
+
+    def with_log(self, text: str) -> str:
+        """`text` and, for a failed run that kept a log, where that log is."""
+        return f"{text} (full log: {self.log_hint()})" if self.log_dir is not None and not self.ok else text
 
     def log_hint(self) -> str:
         return str(self.log_dir / "stdout.txt") if self.log_dir is not None else "the Ansible output"

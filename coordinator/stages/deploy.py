@@ -197,7 +197,7 @@ def failure_reason(result: PlaybookResult) -> str:
     which the run's last failed task (a rollback note, a summary fail) only wraps.
     """
     reasons = [f"{host}: {data['error']}" for host, data in sorted(result.reported.items()) if data.get("error")]
-    return "; ".join(reasons) or result.summary()
+    return result.with_log("; ".join(reasons)) if reasons else result.summary()
 
 
 def rollback_environment(ctx: Context, release: Release, environment: str, reason: str) -> None:
