@@ -162,7 +162,7 @@ def _message_of(result: dict[str, Any]) -> str | None:
         # ssh's first lines are a banner of @ signs; the cause is at the end.
         return ("Failed to connect to the host via ssh: Host key verification failed (the host's key is not the one "
                 "pinned in known_hosts)")
-    return whole_cause(str(message), limit=len(str(message))) or None  # cut where it is shown
+    return whole_cause(str(message), limit=None) or None  # cut where it is shown, next to the log's path
 
 
 def runner_envvars(ansible_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -12,10 +12,10 @@ MESSAGE_LIMIT = 2000
 """Characters of a cause kept in an error line."""
 
 
-def whole_cause(text: str, *, see: str | None = None, limit: int = MESSAGE_LIMIT) -> str:
-    """All non-blank lines of `text` joined by spaces; past `limit`, cut and pointing at `see`."""
+def whole_cause(text: str, *, see: str | None = None, limit: int | None = MESSAGE_LIMIT) -> str:
+    """All non-blank lines of `text` joined by spaces; past `limit` (None: never), cut and pointing at `see`."""
     joined = " ".join(line.strip() for line in str(text).strip().splitlines() if line.strip())
-    if len(joined) <= limit:
+    if limit is None or len(joined) <= limit:
         return joined
     where = f"see {see}" if see else f"cut at {limit} characters"
     return f"{joined[:limit]}… ({where})"
