@@ -195,11 +195,13 @@ def run_playbook(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     scratch_dir: Path | None = None,
+    allow_no_hosts: bool = False,
 ) -> PlaybookResult:
     """Run `playbooks/<playbook>` against `inventory` and return what happened per host.
 
     An inventory path that does not exist, or a successful run that matched no host, raises
-    NoHosts (exit 2): acting on nobody is never a success.
+    NoHosts (exit 2): acting on nobody is never a success, unless the environment says
+    `allow_no_hosts` (a staging that is only a formality).
 
     `scratch_dir` holds the runner's private data dirs; leftovers of a killed run there are
     removed before the next run starts (the caller holds the state-dir lock). With it, the
@@ -208,7 +210,8 @@ def run_playbook(
     import ansible_runner  # heavy: imported only when a playbook actually runs
 
     group = target_group(playbook, extravars)
-    require_inventory(inventory, group)
+    if not allow_no_hosts:
+        require_inventory(inventory, group)
     if scratch_dir is not None:
         scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in scratch_dir.glob("run-*"):
@@ -273,7 +276,7 @@ def run_playbook(
         if run_log is not None:
             run_log.note(f"ansible-runner ended {result.status} (rc {result.rc})")
             run_log.close()
-    if result.status == "successful":
+    if result.status == "successful" and not allow_no_hosts:
         require_hosts(inventory, group, set(result.hosts))
     return result
 

@@ -173,6 +173,9 @@ class EnvironmentConfig(Strict):
     health_interval_s: float = Field(0.5, gt=0, description="Seconds between health polls; 3 healthy polls in a row pass.")
     serial: str | None = Field(None, description="Ansible batch size for fleets, e.g. '25%' or '2'.")
     playbook_timeout_s: float = Field(1800, gt=0)
+    allow_no_hosts: bool = Field(
+        False, description="Accept an inventory without hosts (a staging that is only a formality); "
+                           "otherwise zero hosts is an error, exit 2.")
 
 
 class NotifyConfig(Strict):

@@ -124,7 +124,8 @@ def environment_state(ctx: Context, name: str, digest: str | None) -> PlannedEnv
 
     env = ctx.config.environments[name]
     result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="status.yml", inventory=env.inventory,
-                          extravars={}, ident=f"plan-status-{name}", timeout_s=300)
+                          extravars={}, ident=f"plan-status-{name}", timeout_s=300,
+                          allow_no_hosts=env.allow_no_hosts)
     hosts = []
     for host, data in sorted(result.reported.items()):
         lock = data.get("lock") or {}

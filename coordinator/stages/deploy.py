@@ -47,7 +47,7 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
         ident=f"{release.id}-{environment}-{playbook.removesuffix('.yml')}",
         timeout_s=env.playbook_timeout_s,
         on_progress=ctx.out.info,
-        cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner",
+        cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner", allow_no_hosts=env.allow_no_hosts,
     )
 
 

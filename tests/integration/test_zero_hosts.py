@@ -107,3 +107,14 @@ def test_a_release_whose_staging_inventory_has_no_app_hosts_stops_with_exit_2_be
         "(or point the environment's `inventory` at the right one)")
     events = [json.loads(line)["event"] for line in (rw.state_dir / "audit.jsonl").read_text().splitlines()]
     assert "build.completed" in events and "stage.deployed" not in events
+
+
+def test_an_environment_that_allows_no_hosts_runs_on_nobody_without_error(empty_group):
+    import yaml
+
+    config, _ = empty_group
+    data = yaml.safe_load(config.read_text())
+    data["environments"]["production"]["allow_no_hosts"] = True
+    config.write_text(yaml.safe_dump(data))
+    result = coordinator(config, "lock", "status", "production")
+    assert result.returncode == ExitCode.OK, result.stdout + result.stderr
