@@ -3,7 +3,8 @@
 Results are read from the event stream (per-host stats, failed tasks and the
 `coordinator_hosts` stats the playbooks publish), never by scraping stdout. Each run gets a
 fresh private data dir (0700) that is removed afterwards, and `suppress_env_files` keeps
-environment and extra vars off the disk: nothing secret outlives the run.
+environment and extra vars off the disk: nothing secret outlives the run. What Ansible said
+is kept, redacted, in the run log (`coordinator.run_logs`), whose path failures name.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from typing import Any
 
 from coordinator import failpoints
 from coordinator.ansible_cfg import layered_ansible_cfg
+from coordinator.causes import whole_cause
+from coordinator.inventory import require_hosts, require_inventory, target_group
 from coordinator.release import HostState
+from coordinator.run_logs import RunLog, open_run_log, secrets_to_redact
 
 
 @dataclass
@@ -42,6 +46,7 @@ class PlaybookResult:
     rc: int
     hosts: dict[str, HostOutcome] = field(default_factory=dict)
     reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log_dir: Path | None = None  # the run log's folder (stdout.txt, events.jsonl), when one was kept
 
     @property
     def ok(self) -> bool:
@@ -65,16 +70,25 @@ class PlaybookResult:
         return states
 
     def summary(self) -> str:
-        """One line naming each failing host and why."""
+        """One line naming each failing host and the whole cause, and where the full log is."""
         parts = []
         for name in self.failed_hosts:
             host = self.hosts[name]
             why = "unreachable" if host.unreachable else f"task {host.failed_task!r} failed"
-            detail = f": {host.message}" if host.message else ""
+            detail = f": {whole_cause(host.message, see=self.log_hint())}" if host.message else ""
             parts.append(f"{name} {why}{detail}")
         if not parts and not self.ok:
             parts.append(f"ansible-runner ended {self.status} (rc {self.rc})")
-        return "; ".join(parts) or "all hosts ok"
+        if not parts:
+            return "all hosts ok"
+        return self.with_log("; ".join(parts))
+
+    def with_log(self, text: str) -> str:
+        """`text` and, for a failed run that kept a log, where that log is."""
+        return f"{text} (full log: {self.log_hint()})" if self.log_dir is not None and not self.ok else text
+
+    def log_hint(self) -> str:
+        return str(self.log_dir / "stdout.txt") if self.log_dir is not None else "the Ansible output"
 
 
 ProgressCallback = Callable[[str], None]
@@ -149,8 +163,7 @@ def _message_of(result: dict[str, Any]) -> str | None:
         # ssh's first lines are a banner of @ signs; the cause is at the end.
         return ("Failed to connect to the host via ssh: Host key verification failed (the host's key is not the one "
                 "pinned in known_hosts)")
-    text = str(message).strip().splitlines()
-    return text[0][:300] if text else None
+    return whole_cause(str(message), limit=None) or None  # cut where it is shown, next to the log's path
 
 
 def runner_envvars(ansible_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -184,16 +197,25 @@ def run_playbook(
     cancel: threading.Event | None = None,
     scratch_dir: Path | None = None,
     control_dir: Path | None = None,
+    allow_no_hosts: bool = False,
 ) -> PlaybookResult:
     """Run `playbooks/<playbook>` against `inventory` and return what happened per host.
 
+    An inventory path that does not exist, or a successful run that matched no host, raises
+    NoHosts (exit 2): acting on nobody is never a success, unless the environment says
+    `allow_no_hosts` (a staging that is only a formality).
+
     `scratch_dir` holds the runner's private data dirs; leftovers of a killed run there are
-    removed before the next run starts (the caller holds the state-dir lock). `control_dir`
+    removed before the next run starts (the caller holds the state-dir lock). With it, the
+    run's output and events are kept in the state dir's run log (`result.log_dir`). `control_dir`
     holds the SSH ControlMaster sockets (the run's `Context.ssh_control`), so the playbook
     runs of one coordinator run reuse their connections; without it Ansible's default applies.
     """
     import ansible_runner  # heavy: imported only when a playbook actually runs
 
+    group = target_group(playbook, extravars)
+    if not allow_no_hosts:
+        require_inventory(inventory, group)
     if scratch_dir is not None:
         scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in scratch_dir.glob("run-*"):
@@ -201,6 +223,18 @@ def run_playbook(
     private_dir = Path(tempfile.mkdtemp(prefix="run-" if scratch_dir else "coordinator-runner-", dir=scratch_dir))
     os.chmod(private_dir, 0o700)
     result = PlaybookResult(playbook=playbook, status="unknown", rc=-1)
+    try:  # ours is the base ansible.cfg, an operator's ANSIBLE_CONFIG is layered on top for this run
+        envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)),
+                                               **(env or {})})
+    except BaseException:
+        shutil.rmtree(private_dir, ignore_errors=True)
+        raise
+    if control_dir is not None:
+        envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
+    run_log: RunLog | None = None
+    if scratch_dir is not None:
+        run_log = open_run_log(scratch_dir.parent, ident, playbook, secrets_to_redact(os.environ, envvars, extravars))
+        result.log_dir = run_log.folder
 
     progress = _ProgressLines()
 
@@ -208,6 +242,8 @@ def run_playbook(
         data = event.get("event_data", {})
         host = data.get("host")
         kind = event.get("event")
+        if run_log is not None:
+            run_log.record(event)
         if kind == "runner_on_ok":
             failpoints.hit(f"during:{ident}")
         if kind == "runner_on_failed" and host and not data.get("ignore_errors"):
@@ -229,9 +265,6 @@ def run_playbook(
         return False  # do not keep event files on disk
 
     try:
-        envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)), **(env or {})})
-        if control_dir is not None:
-            envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),
             project_dir=str(ansible_dir),
@@ -251,11 +284,18 @@ def run_playbook(
         result.rc = runner.rc if runner.rc is not None else -1
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
+        if run_log is not None:
+            run_log.note(f"ansible-runner ended {result.status} (rc {result.rc})")
+            run_log.close()
+    if result.status == "successful" and not allow_no_hosts:
+        require_hosts(inventory, group, set(result.hosts))
     return result
 
 
 def _read_stats(result: PlaybookResult, data: dict[str, Any]) -> None:
     """Fold playbook_on_stats into the per-host outcomes (dark = unreachable)."""
+    for name in data.get("processed") or {}:
+        result.hosts.setdefault(name, HostOutcome())
     for name, count in (data.get("ok") or {}).items():
         result.hosts.setdefault(name, HostOutcome()).ok = count
     for name, count in (data.get("changed") or {}).items():
@@ -309,5 +349,5 @@ def _progress_line(kind: str | None, data: dict[str, Any], health_wait: _HealthW
         if state in ("ok", "skipped"):
             return None  # only what changes or fails is worth a line
         why = _message_of(res) if state in ("FAILED", "UNREACHABLE") and not data.get("ignore_errors") else None
-        return f"  {host}: {data.get('task', '')} [{state}]" + (f": {why}" if why else "")
+        return f"  {host}: {data.get('task', '')} [{state}]" + (f": {whole_cause(why, see='the run log')}" if why else "")
     return None

@@ -7,6 +7,7 @@ error to its code in one place.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -30,10 +31,19 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 class State:
     """What the top-level options give every command."""
 
-    def __init__(self, config_path: Path, operator: str | None, debug: bool) -> None:
+    def __init__(self, config_path: Path, operator: str | None, debug: bool, *, no_input: bool = False,
+                 verbosity: int = 0) -> None:
         self.config_path = config_path
         self.operator = operator
         self.debug = debug
+        self.no_input = no_input
+        self.verbosity = verbosity
+
+    def may_prompt(self) -> bool:
+        """A person can answer the gate: a terminal, and neither --no-input nor CI/COORDINATOR_NO_INPUT."""
+        from coordinator.interaction import may_prompt
+
+        return may_prompt(self.no_input)
 
     def context(self, *, interactive: bool = False) -> "Context":
         from coordinator.config import load_config
@@ -56,14 +66,23 @@ pass_state = click.make_pass_decorator(State)
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.option("--version", is_flag=True, expose_value=False, callback=lambda ctx, _param, value: _version(ctx, value),
               help="Show the versions, playbook dir and config file in use, and exit (put -c first).")
+@click.option("--no-input", is_flag=True,
+              help="Never prompt, even on a terminal: the gate stops with exit 4 (also CI=true or COORDINATOR_NO_INPUT=1).")
+@click.option("-v", "--verbose", "verbosity", count=True,
+              help="Pass -v/-vv/-vvv to Ansible: more detail in the run logs (README 'Troubleshooting').")
 @click.pass_context
-def cli(click_ctx: click.Context, config_path: Path, operator: str | None, debug: bool) -> None:
+def cli(click_ctx: click.Context, config_path: Path, operator: str | None, debug: bool, no_input: bool,
+        verbosity: int) -> None:
     """Release a Docker service: validate, tag, build, stage, approve, promote, verify, announce.
 
     Every irreversible step is gated and recorded; an interrupted release continues with
     `coordinator resume`.
     """
-    click_ctx.obj = State(config_path, operator, debug)
+    click_ctx.obj = State(config_path, operator, debug, no_input=no_input, verbosity=verbosity)
+    if verbosity:
+        # Ansible's own setting, inherited by every playbook run of this process (ansible-runner
+        # passes the environment on), so no call site has to carry it.
+        os.environ["ANSIBLE_VERBOSITY"] = str(min(verbosity, 4))
 
 
 def _version(click_ctx: click.Context, value: bool) -> None:
@@ -105,8 +124,9 @@ def confirm_by_typing(question: str, expected: str) -> bool:
 def release(state: State, version: str, force: bool, reason: str | None, dry_run: bool) -> None:
     """Run the whole release of VERSION, stopping at the production gate unless approved.
 
-    With a terminal the gate asks for confirmation; without one (CI) it stops with exit
-    code 4 ("awaiting approval"), which a staging CI job should treat as success.
+    With a terminal the gate asks for confirmation; without one, or with --no-input, CI=true
+    or COORDINATOR_NO_INPUT=1, it stops with exit code 4 ("awaiting approval"), which a
+    staging CI job should treat as success.
     """
     from coordinator.driver import Driver
     from coordinator.errors import UsageError
@@ -119,7 +139,7 @@ def release(state: State, version: str, force: bool, reason: str | None, dry_run
 
     if force and not reason:
         raise UsageError("--force needs --reason TEXT saying why a rolled-back version is released again")
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    interactive = state.may_prompt()
     ctx = state.context(interactive=interactive)
     _install_signal_handlers(ctx)
     Driver(ctx, confirm=confirm_by_typing).release(version, force_reason=reason if force else None)
@@ -143,7 +163,7 @@ def resume(state: State, version: str | None, force: bool, reason: str | None) -
         raise UsageError("--force needs --reason TEXT saying why a digest that failed before is deployed again")
     if force and version is None:
         raise UsageError("--force needs the VERSION to resume: coordinator resume VERSION --force --reason TEXT")
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    interactive = state.may_prompt()
     ctx = state.context(interactive=interactive)
     _install_signal_handlers(ctx)
     Driver(ctx, confirm=confirm_by_typing).resume(version, force_reason=reason if force else None)
@@ -183,11 +203,15 @@ def approve(state: State, version: str, reason: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def status(state: State, as_json: bool) -> None:
-    """Show every release and the stage it stands at."""
+    """Show every release and the stage it stands at (with --json, also its playbook run logs on this machine)."""
+    from coordinator.run_logs import runs_for
+
     ctx = state.context()
     releases = ctx.store.all()
     if as_json:
-        ctx.out.line(json.dumps([json.loads(r.model_dump_json()) for r in releases], indent=2))
+        shown = [{**json.loads(r.model_dump_json()),
+                  "run_logs": [str(run) for run in runs_for(ctx.config.state_dir, r.id, ctx.config.environments)]} for r in releases]
+        ctx.out.line(json.dumps(shown, indent=2))
         return
     if not releases:
         ctx.out.line("no releases yet")
@@ -262,7 +286,6 @@ def audit_verify(state: State) -> None:
 
 
 def _plan(state: State, version: str, *, as_json: bool) -> None:
-    from coordinator.errors import CheckFailed
     from coordinator.plan import build_plan, print_plan
 
     ctx = state.context()
@@ -272,7 +295,7 @@ def _plan(state: State, version: str, *, as_json: bool) -> None:
     else:
         print_plan(ctx, plan)
     if not plan.ready:
-        raise CheckFailed(plan.problems())
+        raise plan.error()
 
 
 @cli.command()
@@ -283,7 +306,8 @@ def plan(state: State, version: str, as_json: bool) -> None:
     """Dry run: every read-only check, and what each stage would do. Changes nothing.
 
     Exits 0 when the release is ready, 3 when a check failed or a host could not be read
-    (so a CI job can gate on it).
+    (so a CI job can gate on it), 2 for a refused token or an inventory without hosts, 10
+    when the forge cannot be reached.
     """
     _plan(state, version, as_json=as_json)
 
@@ -394,12 +418,21 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def config_check(state: State, as_json: bool) -> None:
-    """Validate the config file and print the resolved configuration, secrets redacted."""
+    """Validate the config file and print the resolved configuration, secrets redacted.
+
+    Beyond the schema it checks the app path, every environment's inventory path and the
+    token files' modes; any problem exits 2 naming the key and the fix.
+    """
     import yaml
 
     from coordinator.config import redacted_view
+    from coordinator.config_check import config_problems
+    from coordinator.errors import ConfigError
 
     ctx = state.context()
+    problems = config_problems(ctx.config)
+    if problems:
+        raise ConfigError(f"{state.config_path}: " + "; ".join(problems))
     view = redacted_view(ctx.config)
     token_source = f"env {ctx.config.forge.token_env}" + (f" or file {ctx.config.forge.token_file}" if ctx.config.forge.token_file else "")
     view["forge"]["token"] = f"(from {token_source}; not shown)"
@@ -542,7 +575,9 @@ def main() -> None:
             click.echo(f"error: state database failed: {PROCESS.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}; "
                        "check that the server runs and this machine reaches it, then run the command again", err=True)
             sys.exit(ExitCode.STATE_BACKEND)
-        click.echo(f"error: unexpected {exc.__class__.__name__}: {PROCESS.redact(str(exc))} (rerun with --debug for details)",
+        from coordinator.causes import whole_cause
+
+        click.echo(f"error: unexpected {exc.__class__.__name__}: {PROCESS.redact(whole_cause(str(exc)))} (rerun with --debug for details)",
                    err=True)
         sys.exit(ExitCode.ERROR)
     sys.exit(ExitCode.OK)

@@ -30,7 +30,8 @@ def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, t
         result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="rollback.yml", inventory=env.inventory,
                               extravars=extravars, ident=f"manual-rollback-{environment}", on_progress=ctx.out.info,
                               cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner",
-                              control_dir=ctx.ssh_control.path, timeout_s=env.playbook_timeout_s)
+                              control_dir=ctx.ssh_control.path, timeout_s=env.playbook_timeout_s,
+                              allow_no_hosts=env.allow_no_hosts)
         states = result.host_states()
         restored = sorted({state.version or "?" for state in states.values()})
         if not result.ok:

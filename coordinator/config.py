@@ -194,6 +194,9 @@ class EnvironmentConfig(Strict):
         "(release_health_stable_seconds, 0.5 s) after its first healthy answer."))
     serial: str | None = Field(None, description="Ansible batch size for fleets, e.g. '25%' or '2'.")
     playbook_timeout_s: float = Field(1800, gt=0)
+    allow_no_hosts: bool = Field(
+        False, description="Accept an inventory without hosts (a staging that is only a formality); "
+                           "otherwise zero hosts is an error, exit 2.")
 
 
 class NotifyConfig(Strict):
@@ -376,10 +379,46 @@ def secret_from(env: str, path: Path | None, key: str) -> str | None:
     return path.read_text(encoding="utf-8").strip() or None
 
 
+def nearest_key(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    """The declared key closest to a misspelled one at `loc` (difflib), if one is close enough."""
+    import difflib
+
+    model = _model_at(list(loc[:-1]))
+    if model is None:
+        return None
+    matches = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _model_at(path: list[Any]) -> type[BaseModel] | None:
+    """The config section model a key path leads to (through `environments.<name>`), or None."""
+    import typing
+
+    model: type[BaseModel] = Config
+    parts = iter(path)
+    for part in parts:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict:  # environments: skip the name, then its keys
+            annotation = typing.get_args(annotation)[1]
+            next(parts, None)
+        found = [arg for arg in (typing.get_args(annotation) or (annotation,))
+                 if isinstance(arg, type) and issubclass(arg, BaseModel)]
+        if not found:
+            return None
+        model = found[0]
+    return model
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
+        nearest = nearest_key(error["loc"])
+        if nearest:
+            return f"{location}: unknown key; did you mean {nearest!r}?"
         return f"{location}: unknown key; remove it or check its spelling against README's configuration reference"
     if kind == "missing":
         return f"{location}: required key is missing"

@@ -217,3 +217,11 @@ class RegistryUnavailable(CoordinatorError):
     """The image registry could not be reached or answered unexpectedly (resumable, like the forge)."""
 
     exit_code = ExitCode.FORGE_UNAVAILABLE
+
+
+class NoHosts(UsageError):
+    """An environment's inventory is missing or has no hosts in the group a playbook targets.
+
+    Acting on zero hosts would "succeed" while changing nothing (a rollback that restored
+    nothing, a lock status that says nothing), so it is a configuration error, exit 2.
+    """

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from coordinator.causes import whole_cause
 from coordinator.errors import CheckFailed, CoordinatorError
 
 _REF_NAME = re.compile(r"^(?!.*\.\.)(?!.*@\{)(?!/)(?!.*//)(?!.*\.lock$)[A-Za-z0-9._/+-]+(?<![./])$")
@@ -52,8 +53,7 @@ class Git:
         except subprocess.TimeoutExpired as exc:
             raise GitError(f"git {args[0]} did not finish within {self.timeout_s:.0f}s") from exc
         if completed.returncode != 0:
-            detail = (completed.stderr or completed.stdout).strip().splitlines()
-            raise GitError(f"git {' '.join(args[:2])} failed: {detail[-1] if detail else 'no output'}")
+            raise GitError(f"git {' '.join(args[:2])} failed: {whole_cause(completed.stderr or completed.stdout) or 'no output'}")
         return completed.stdout.strip()
 
     def is_repo(self) -> bool:

@@ -9,7 +9,8 @@ from pydantic import BaseModel
 
 from coordinator.context import Context
 from coordinator.driver import release_id_for
-from coordinator.errors import ConfigError, CoordinatorError, RegistryCredentialsError, RegistryDenied
+from coordinator.errors import (CheckFailed, ConfigError, CoordinatorError, ForgeError, RegistryCredentialsError,
+                                RegistryDenied, TokenRefused)
 from coordinator.release import STAGE_ORDER
 from coordinator.versioning import parse_version, tag_for
 
@@ -18,6 +19,7 @@ class PlannedCheck(BaseModel):
     name: str
     ok: bool
     detail: str
+    forge_unreachable: bool = False
 
 
 class PlannedStage(BaseModel):
@@ -61,6 +63,14 @@ class Plan(BaseModel):
         found += [f"{env.name} hosts: {env.error}" for env in self.environments if env.error]
         return found
 
+    def error(self) -> CoordinatorError:
+        """The failure `plan` exits with, by the same rule as `release`: an unreachable forge
+        alone is exit 10 (try again later), anything else a failed check, exit 3."""
+        failed = [check for check in self.checks if not check.ok]
+        if failed and all(check.forge_unreachable for check in failed) and not any(e.error for e in self.environments):
+            return ForgeError("forge unreachable while planning: " + "; ".join(check.detail for check in failed))
+        return CheckFailed(self.problems())
+
 
 def build_plan(ctx: Context, version_text: str) -> Plan:
     from coordinator.stages.validate import forge_checks, local_checks
@@ -72,6 +82,8 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
     if sha is not None:
         try:
             checks += forge_checks(ctx, sha)
+        except TokenRefused:
+            raise  # the credential is wrong (exit 2), not the release
         except CoordinatorError as exc:
             from coordinator.stages.validate import Check
 
@@ -93,7 +105,7 @@ def build_plan(ctx: Context, version_text: str) -> Plan:
     }
     stages = [PlannedStage(stage=s.value, action=actions[s.value], done=s in done) for s in STAGE_ORDER]
     return Plan(version=version, tag=tag, commit=sha,
-                checks=[PlannedCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks], stages=stages,
+                checks=[PlannedCheck(name=c.name, ok=c.ok, detail=c.detail, forge_unreachable=c.forge_unreachable) for c in checks], stages=stages,
                 environments=environments, artifact_digest=digest)
 
 
@@ -118,7 +130,7 @@ def environment_state(ctx: Context, name: str, digest: str | None) -> PlannedEnv
     env = ctx.config.environments[name]
     result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="status.yml", inventory=env.inventory,
                           extravars={}, ident=f"plan-status-{name}", timeout_s=300,
-                          control_dir=ctx.ssh_control.path)
+                          control_dir=ctx.ssh_control.path, allow_no_hosts=env.allow_no_hosts)
     hosts = []
     for host, data in sorted(result.reported.items()):
         lock = data.get("lock") or {}

@@ -49,6 +49,7 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
         timeout_s=env.playbook_timeout_s,
         on_progress=ctx.out.info,
         cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner", control_dir=ctx.ssh_control.path,
+        allow_no_hosts=env.allow_no_hosts,
         env=host_pull_env(ctx.config.image),  # the hosts pull with our registry credentials
     )
 
@@ -211,7 +212,7 @@ def failure_reason(result: PlaybookResult) -> str:
     which the run's last failed task (a rollback note, a summary fail) only wraps.
     """
     reasons = [f"{host}: {data['error']}" for host, data in sorted(result.reported.items()) if data.get("error")]
-    return "; ".join(reasons) or result.summary()
+    return result.with_log("; ".join(reasons)) if reasons else result.summary()
 
 
 def rollback_environment(ctx: Context, release: Release, environment: str, reason: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from coordinator.context import Context
 from coordinator.errors import CheckFailed, CoordinatorError, ForgeError
 from coordinator.forge import LabelMissing
+from coordinator.fsutil import atomic_write_text
 from coordinator.git import Git
 from coordinator.release import Release
 from coordinator.versioning import changelog_section, read_app_version, tag_for
@@ -41,7 +42,7 @@ def _run_command(argv: list[str], cwd: Path, timeout_s: float, log: Path) -> tup
     except subprocess.TimeoutExpired:
         return False, f"did not finish within {timeout_s:.0f}s"
     output = (completed.stdout or "") + (completed.stderr or "")
-    log.write_text(output, encoding="utf-8")
+    atomic_write_text(log, output)  # 0600, like the playbook run logs beside it
     tail = " | ".join(output.strip().splitlines()[-3:])
     if completed.returncode != 0:
         return False, f"exit {completed.returncode}: {tail} (full log: {log})"

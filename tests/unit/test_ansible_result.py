@@ -64,3 +64,60 @@ def test_a_changed_host_key_is_named_not_shown_as_ssh_banner():
               "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@@@@@\n...\nHost key verification failed.")
 
     assert "Host key verification failed" in (_message_of({"msg": banner}) or "")
+
+
+def test_the_whole_ansible_message_is_kept_on_one_line():
+    from coordinator.ansible import _message_of
+
+    message = _message_of({"msg": "Validation of arguments failed:\nmissing required arguments: docker_release_container_name"})
+    assert message == "Validation of arguments failed: missing required arguments: docker_release_container_name"
+
+
+def test_a_failed_run_names_its_log_and_cuts_only_a_huge_message_pointing_at_it(tmp_path):
+    from coordinator.causes import MESSAGE_LIMIT
+
+    result = PlaybookResult(playbook="deploy.yml", status="failed", rc=2, log_dir=tmp_path / "run")
+    _read_stats(result, stats_event(failures={"web1": 1, "web2": 1}))
+    result.hosts["web1"].failed_task = result.hosts["web2"].failed_task = "Pull"
+    result.hosts["web1"].message = "short cause"
+    result.hosts["web2"].message = "x" * (MESSAGE_LIMIT + 500) + "END"
+    summary = result.summary()
+    log = str(tmp_path / "run" / "stdout.txt")
+    assert "web1 task 'Pull' failed: short cause;" in summary
+    assert "END" not in summary and f"… (see {log})" in summary
+    assert summary.endswith(f"(full log: {log})")
+    assert "\n" not in summary
+
+
+def test_git_s_whole_stderr_is_the_cause(tmp_path):
+    import pytest
+
+    from coordinator.git import Git, GitError
+
+    (tmp_path / "repo").mkdir()
+    git = Git(tmp_path / "repo")
+    git.run("init", "-q")
+    with pytest.raises(GitError) as raised:
+        git.remote_branch_sha("origin", "main")
+    message = raised.value.message
+    assert "'origin' does not appear to be a git repository" in message
+    assert "and the repository exists." in message
+    assert "\n" not in message
+
+
+def test_a_run_that_matched_no_host_is_an_error_naming_inventory_and_group(tmp_path):
+    import pytest
+
+    from coordinator.errors import ExitCode, NoHosts
+    from coordinator.inventory import require_hosts, require_inventory, target_group
+
+    with pytest.raises(NoHosts) as missing:
+        require_inventory(tmp_path / "nope", "app")
+    assert missing.value.exit_code == ExitCode.USAGE
+    assert str(tmp_path / "nope") in missing.value.message and "'app'" in missing.value.message
+    with pytest.raises(NoHosts) as empty:
+        require_hosts(tmp_path, "web", set())
+    assert str(tmp_path) in empty.value.message and "'web'" in empty.value.message
+    require_hosts(tmp_path, "web", {"web1"})
+    assert target_group("rollback.yml", {"rollback_hosts": "canary"}) == "canary"
+    assert target_group("playbooks/deploy.yml", {}) == "app"

@@ -31,6 +31,8 @@ def config_path(tmp_path: Path) -> Path:
     }
     path = tmp_path / "coordinator.yml"
     path.write_text(yaml.safe_dump(data))
+    for folder in ("app/.git", "inventory/staging", "inventory/production"):  # `config check` looks for them
+        (tmp_path / folder).mkdir(parents=True)
     return path
 
 
