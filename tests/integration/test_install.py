@@ -133,10 +133,16 @@ def test_the_wheel_carries_the_playbooks_and_finds_them_without_a_checkout(insta
     assert not list(ansible_dir.glob("roles/*/molecule")), "test scaffolding is not shipped"
 
 
+def app_checkout(path: Path) -> Path:
+    """Where an operator runs `init` first: their app's git checkout (config check wants app.path to be one)."""
+    path.mkdir()
+    subprocess.run(["git", "init", "-q", str(path)], check=True, timeout=30)
+    return path
+
+
 def test_the_first_hour_init_config_check_version_and_playbook_syntax(installed_venv: Path, tmp_path: Path):
     """init → config check → --version, then the manual runbook's ansible-playbook on the shipped playbooks."""
-    ops = tmp_path / "ops"
-    ops.mkdir()
+    ops = app_checkout(tmp_path / "ops")
     init = installed(installed_venv, ops, "init", "--project", "shop", "--host", "production=deploy@app1.example.com:2222")
     assert init.returncode == 0, init.stderr
     again = installed(installed_venv, ops, "init")
@@ -216,8 +222,7 @@ def test_the_readme_install_lines_work_as_written(tmp_path: Path):
 def test_the_first_hour_reaches_a_host_once_its_key_is_pinned(installed_venv: Path, world: object, tmp_path: Path,
                                                               request: pytest.FixtureRequest):
     """init → config check → hosts check against the world's sshd, pinning its key as hosts.yml says."""
-    ops = tmp_path / "ops"
-    ops.mkdir()
+    ops = app_checkout(tmp_path / "ops")
     host = f"production=root@127.0.0.1:{SANDBOX_SSH_PORT}"
     assert installed(installed_venv, ops, "init", "--project", "sample", "--host", host).returncode == 0
     group_vars = ops / "inventory" / "production" / "group_vars" / "all.yml"

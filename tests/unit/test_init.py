@@ -22,6 +22,7 @@ def run_main(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_init_asks_nothing_and_its_config_passes_config_check(tmp_path: Path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30)  # init runs in the app's checkout
     written = run_main("init", cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     for path in ("coordinator.yml", "inventory/staging/hosts.yml", "inventory/production/group_vars/all.yml",
