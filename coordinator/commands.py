@@ -11,6 +11,7 @@ from coordinator.ansible import run_playbook
 from coordinator.context import Context
 from coordinator.errors import RollbackFailed, UsageError
 from coordinator.registry import DIGEST
+from coordinator.registry_auth import host_pull_env
 
 
 def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, to_version: str | None, reason: str) -> None:
@@ -31,7 +32,8 @@ def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, t
                               extravars=extravars, ident=f"manual-rollback-{environment}", on_progress=ctx.out.info,
                               cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner",
                               control_dir=ctx.ssh_control.path, timeout_s=env.playbook_timeout_s,
-                              allow_no_hosts=env.allow_no_hosts)
+                              allow_no_hosts=env.allow_no_hosts,
+                              env=host_pull_env(ctx.config.image))  # a pruned previous image is pulled again
         states = result.host_states()
         restored = sorted({state.version or "?" for state in states.values()})
         if not result.ok:

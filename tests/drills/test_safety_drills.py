@@ -34,6 +34,7 @@ from tests.drills.conftest import (
     empty_staging,
     escalations,
     host_record,
+    inventory_copy,
     lock_status,
     one_line_error,
     push_variant,
@@ -48,11 +49,6 @@ pytestmark = pytest.mark.world
 
 PROD = "sample-prod1"
 WAIT_S = 120.0
-
-NOT_YET_RUN = pytest.mark.skip(
-    reason="issue 19 drill not yet run green against the world (the shared world lock was busy until the deadline): "
-           "run it with `flock /tmp/coordinator-world.lock scripts/test tests/drills/test_safety_drills.py` "
-           "and remove this mark")
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
@@ -130,7 +126,6 @@ def small_state_dir(release_world: ReleaseWorld, tmp_path: Path) -> Iterator[Pat
 
 # -- 1. local mode: the state dir's filesystem is full at the audit append --------------------
 
-@NOT_YET_RUN
 def test_a_full_state_dir_does_not_stop_the_rollback_or_the_page_and_the_spool_catches_up(
         release_world: ReleaseWorld, small_state_dir: Path, tmp_path: Path) -> None:
     rw = release_world
@@ -240,6 +235,7 @@ class Machine:
     config: Path
     state_dir: Path
     env: dict[str, str]
+    login: str
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "coordinator", "-c", str(self.config), *args]
@@ -261,12 +257,12 @@ def team_machine(rw: ReleaseWorld, db: TeamDatabase, root: Path, name: str, role
                                **empty_staging(directory)}
     environments["production"] = {**environments["production"], "health_timeout_s": HEALTH_TIMEOUT_S, **production}
     config = write_sandbox_config(directory / "coordinator.yml", WORLD_DIR, state_dir, state={"backend": "postgres"},
-                                  environments=environments,
+                                  environments=environments, approvals={"identity": "database"},
                                   notify={"announce": [rw.chat.url("json", "announce")],
                                           "escalate": [rw.chat.url("json", "escalate")]})
     env = {key: value for key, value in os.environ.items() if not key.startswith("COORDINATOR_")}
     env["COORDINATOR_DATABASE_URL"] = db.dsn(role)
-    return Machine(name, config, state_dir, env)
+    return Machine(name, config, state_dir, env, role)
 
 
 def pg_ctl(cluster: PostgresCluster, action: str) -> None:
@@ -285,11 +281,10 @@ def pg_ctl(cluster: PostgresCluster, action: str) -> None:
 def to_gate(machine: Machine, approver: Machine, version: str) -> None:
     first = machine.run("release", version)
     assert first.returncode == ExitCode.AWAITING_APPROVAL, first.stdout + first.stderr
-    approved = approver.run("approve", version, operator="ops-lead")
+    approved = approver.run("approve", version, operator=approver.login)
     assert approved.returncode == ExitCode.OK, approved.stdout + approved.stderr
 
 
-@NOT_YET_RUN
 def test_database_stopped_in_the_health_wait_still_rolls_back_pages_and_catches_up(
         release_world: ReleaseWorld, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
     rw = release_world
@@ -348,12 +343,12 @@ def run_lock_holders(cluster: PostgresCluster, database: str, release_id: str) -
     return [int(pid) for (pid,) in rows]
 
 
-@NOT_YET_RUN
 def test_a_terminated_lock_session_stops_its_holder_and_the_second_resume_meets_the_host_lock(
         release_world: ReleaseWorld, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
     rw = release_world
     db = fresh_database(pg_cluster)
-    slow = {"health_timeout_s": 90, "health_interval_s": 6}  # a healthy deploy that takes ~15 s to pass
+    # A healthy deploy that takes ~15 s to pass: its health must hold for a 15 s stability window.
+    slow = {"health_timeout_s": 90, **inventory_copy(tmp_path, "production", release_health_stable_seconds=15)}
     alice = team_machine(rw, db, tmp_path, "alice", "alice", **slow)
     bob = team_machine(rw, db, tmp_path, "bob", "bob", **slow)
     to_gate(alice, bob, "1.0.0")
