@@ -233,8 +233,12 @@ def run_playbook(
         envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
     run_log: RunLog | None = None
     if scratch_dir is not None:
-        run_log = open_run_log(scratch_dir.parent, ident, playbook, secrets_to_redact(os.environ, envvars, extravars))
-        result.log_dir = run_log.folder
+        try:
+            run_log = open_run_log(scratch_dir.parent, ident, playbook, secrets_to_redact(os.environ, envvars, extravars))
+            result.log_dir = run_log.folder
+        except OSError as error:  # a full or read-only state dir: the playbook (maybe a rollback) still runs
+            if on_progress is not None:
+                on_progress(f"run log not kept ({error.strerror or error}); the playbook runs without it")
 
     progress = _ProgressLines()
 

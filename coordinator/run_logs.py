@@ -54,6 +54,8 @@ class RunLog:
         self._secrets = [s for s in secrets if s]
         self._stdout = _private_file(folder / "stdout.txt")
         self._events = _private_file(folder / "events.jsonl")
+        self.failure: OSError | None = None
+        """Why the log stopped being written (a full disk): the run goes on, the log is cut."""
 
     @property
     def stdout_path(self) -> Path:
@@ -67,19 +69,35 @@ class RunLog:
     def record(self, event: Mapping[str, Any]) -> None:
         """Keep one runner event: its stdout lines and the whole event, redacted."""
         stdout = event.get("stdout")
-        if stdout:
-            self._stdout.write(self.redact(str(stdout)) + "\n")
-        self._events.write(self.redact(json.dumps(event, default=str, sort_keys=True)) + "\n")
+        self._write(self._stdout, self.redact(str(stdout)) + "\n" if stdout else "")
+        self._write(self._events, self.redact(json.dumps(event, default=str, sort_keys=True)) + "\n")
+
+    def _write(self, handle: TextIO, text: str) -> None:
+        """Best effort: a log that cannot be written never stops the playbook it records
+        (a rollback on a full state dir must still run)."""
+        if not text or self.failure is not None:
+            return
+        try:
+            handle.write(text)
+        except OSError as error:
+            self.failure = error
 
     def note(self, text: str) -> None:
         """A line of our own in stdout.txt (how the run ended), marked as the coordinator's."""
-        self._stdout.write(f"[coordinator] {self.redact(text)}\n")
+        self._write(self._stdout, f"[coordinator] {self.redact(text)}\n")
 
     def close(self) -> None:
         for handle in (self._stdout, self._events):
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as error:
+                self.failure = self.failure or error
+            finally:
+                try:
+                    handle.close()
+                except OSError:
+                    pass  # the flush above already said why; nothing more can be kept
 
 
 def open_run_log(state_dir: Path, ident: str, playbook: str, secrets: Iterable[str],

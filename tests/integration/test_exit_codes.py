@@ -48,6 +48,10 @@ CLI_TESTS: dict[int, str] = {
     17: "tests/integration/test_release.py::test_a_failed_first_release_has_its_own_exit_code_and_releases_the_lock",
     18: "tests/integration/test_safety.py::test_self_approval_can_be_forbidden",
     19: "tests/integration/test_exit_codes.py::test_an_unreachable_state_database_is_exit_19",
+    20: "tests/drills/test_safety_drills.py::test_a_terminated_lock_session_stops_its_holder_and_the_second_resume_meets_the_host_lock",
+    21: "tests/integration/test_registry_auth.py::test_without_credentials_plan_exits_21_naming_the_registry_and_the_fix",
+    22: "tests/integration/test_registry_auth.py::test_a_user_without_access_to_the_repository_exits_22",
+    23: "tests/drills/test_safety_drills.py::test_resume_of_a_digest_that_failed_is_refused_without_force_even_when_its_record_was_lost",
 }
 
 

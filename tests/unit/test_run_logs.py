@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from coordinator.run_logs import logs_root, open_run_log, prune, runs_for, secrets_to_redact
 
@@ -67,3 +70,21 @@ def test_runs_for_finds_a_release_s_runs_and_not_a_prerelease_s(tmp_path: Path):
     open_run_log(tmp_path, "shop-1.0.0-rc.1-staging-deploy", "deploy.yml", [])
     open_run_log(tmp_path, "manual-rollback-production", "rollback.yml", [])
     assert runs_for(tmp_path, "shop-1.0.0", ["staging", "production"]) == [mine]
+
+
+def test_a_log_that_cannot_be_written_is_cut_and_never_stops_the_run(tmp_path: Path) -> None:
+    """A full state dir (here /dev/full) must not stop the playbook the log records: a rollback still runs."""
+    log = open_run_log(tmp_path, "sample-1.1.0-production-rollback", "rollback.yml", [])
+    log._stdout.close()
+    log._stdout = open("/dev/full", "w", encoding="utf-8")  # every flush fails with ENOSPC
+    for n in range(2000):  # more than one buffer's worth, so a write itself meets the full disk
+        log.record({"stdout": f"line {n} " + "x" * 64, "event": "runner_on_ok"})
+    log.note("ansible-runner ended successful (rc 0)")
+    log.close()
+    assert log.failure is not None and log.failure.errno == errno.ENOSPC
+
+
+def test_a_state_dir_where_no_log_folder_can_be_made_is_an_oserror_the_runner_can_skip(tmp_path: Path) -> None:
+    (tmp_path / "logs").write_text("not a folder")
+    with pytest.raises(OSError):
+        open_run_log(tmp_path, "sample-1.1.0-production-rollback", "rollback.yml", [])
