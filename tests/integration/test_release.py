@@ -207,7 +207,8 @@ def test_a_failed_first_release_has_its_own_exit_code_and_releases_the_lock(rele
     assert "nothing to restore" in result.stderr and "the deploy lock was released" in result.stderr
     assert record(rw, "1.0.0")["status"] == "first_release_failed"  # marked bad: never resumed
     events = json.loads(rw.coordinator("audit", "show", "--json").stdout)
-    assert [e["event"] for e in events[-2:]] == ["deploy.failed", "lock.released"]
+    # Safety before bookkeeping: the lock is given back first, the failure is written after.
+    assert [e["event"] for e in events[-2:]] == ["lock.released", "deploy.failed"]
 
 
 def test_two_approvers_are_needed_when_configured(release_world: ReleaseWorld):
