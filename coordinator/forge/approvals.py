@@ -104,10 +104,11 @@ def _unedited_words(comment: IssueComment, release: Release) -> bool:
 
 
 def _allowed_by_database_policy(ctx: Context, approvals: list[ForgeApproval]) -> list[ForgeApproval]:
+    if not ctx.team_mode or not approvals:  # psycopg is the team extra: imported only when the database is in use
+        return approvals
     from coordinator.state.gate_sql import allowed_now
     from coordinator.state.postgres import PostgresStore
 
-    if not isinstance(ctx.store, PostgresStore) or not approvals:
-        return approvals
+    assert isinstance(ctx.store, PostgresStore)
     allowed = allowed_now(ctx.store.db, [a.login for a in approvals])
     return [a for a in approvals if a.login in allowed or a.login.lower() in allowed]

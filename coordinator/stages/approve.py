@@ -90,14 +90,15 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
 
 def counted_approvals(ctx: Context, release: Release) -> list[Approval]:
     """Approvals that count at the gate: matching the artifact and, in team mode, verified the configured way."""
-    from coordinator.state.gate_sql import allowed_now
-    from coordinator.state.postgres import PostgresStore
-
     valid = release.valid_approvals()
     mode = ctx.config.approvals.identity
     if mode is not IdentityMode.LOCAL:
         valid = [a for a in valid if a.verified_by == mode.value]
-    if isinstance(ctx.store, PostgresStore) and valid:
+    if ctx.team_mode and valid:  # psycopg is the team extra: imported only when the database is in use
+        from coordinator.state.gate_sql import allowed_now
+        from coordinator.state.postgres import PostgresStore
+
+        assert isinstance(ctx.store, PostgresStore)
         allowed = allowed_now(ctx.store.db, [a.operator for a in valid])
         valid = [a for a in valid if a.operator in allowed]
     return valid
@@ -105,10 +106,11 @@ def counted_approvals(ctx: Context, release: Release) -> list[Approval]:
 
 def approvals_required(ctx: Context) -> int:
     """The config's number, or the database's gate policy when that asks for more (the owner's word wins)."""
-    from coordinator.state.postgres import PostgresStore
-
     required = ctx.config.approvals.required
-    if isinstance(ctx.store, PostgresStore):
+    if ctx.team_mode:  # psycopg is the team extra: imported only when the database is in use
+        from coordinator.state.postgres import PostgresStore
+
+        assert isinstance(ctx.store, PostgresStore)
         required = max(required, ctx.store.policy().required)
     return required
 
