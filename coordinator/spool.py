@@ -159,15 +159,15 @@ class SpoolingTrail:
         fields: dict[str, Any] = {"operator": operator, "release_id": release_id, "version": version,
                                   "environment": environment, "outcome": outcome, "data": dict(data or {})}
         refuse_secret_keys(fields["data"])
+        # What is kept if the record has to wait: it carries the time it happened.
+        waiting = {"kind": "audit", "event": AuditEvent(event).value, "at": _utcnow().isoformat(), **fields}
         if not self.flush():
-            self._keep({"kind": "audit", "event": AuditEvent(event).value, "at": _utcnow().isoformat(), **fields},
-                       "earlier records are still waiting")
+            self._keep(waiting, "earlier records are still waiting")
             return None
         try:
             return self.trail.append(event, **fields)
         except UNWRITABLE as exc:
-            self._keep({"kind": "audit", "event": AuditEvent(event).value, "at": _utcnow().isoformat(), **fields},
-                       _reason(exc))
+            self._keep(waiting, _reason(exc))
             return None
 
     def keep_release(self, release: "Release", exc: Exception) -> None:
