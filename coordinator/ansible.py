@@ -223,23 +223,7 @@ def run_playbook(
     private_dir = Path(tempfile.mkdtemp(prefix="run-" if scratch_dir else "coordinator-runner-", dir=scratch_dir))
     os.chmod(private_dir, 0o700)
     result = PlaybookResult(playbook=playbook, status="unknown", rc=-1)
-    try:  # ours is the base ansible.cfg, an operator's ANSIBLE_CONFIG is layered on top for this run
-        envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)),
-                                               **(env or {})})
-    except BaseException:
-        shutil.rmtree(private_dir, ignore_errors=True)
-        raise
-    if control_dir is not None:
-        envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
     run_log: RunLog | None = None
-    if scratch_dir is not None:
-        try:
-            run_log = open_run_log(scratch_dir.parent, ident, playbook, secrets_to_redact(os.environ, envvars, extravars))
-            result.log_dir = run_log.folder
-        except OSError as error:  # a full or read-only state dir: the playbook (maybe a rollback) still runs
-            if on_progress is not None:
-                on_progress(f"run log not kept ({error.strerror or error}); the playbook runs without it")
-
     progress = _ProgressLines()
 
     def handle_event(event: dict[str, Any]) -> bool:
@@ -269,6 +253,19 @@ def run_playbook(
         return False  # do not keep event files on disk
 
     try:
+        # Ours is the base ansible.cfg; an operator's ANSIBLE_CONFIG is layered on top for this run.
+        envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)),
+                                               **(env or {})})
+        if control_dir is not None:
+            envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
+        if scratch_dir is not None:
+            try:
+                run_log = open_run_log(scratch_dir.parent, ident, playbook,
+                                       secrets_to_redact(os.environ, envvars, extravars))
+                result.log_dir = run_log.folder
+            except OSError as error:  # a full or read-only state dir: the playbook (maybe a rollback) still runs
+                if on_progress is not None:
+                    on_progress(f"run log not kept ({error.strerror or error}); the playbook runs without it")
         runner = ansible_runner.run(
             private_data_dir=str(private_dir),
             project_dir=str(ansible_dir),
