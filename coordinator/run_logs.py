@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from coordinator.redact import Redactor
+
 KEEP_DAYS = 30
 """Run folders older than this are removed when a new run starts."""
 
 KEEP_RUNS = 200
 """At most this many run folders are kept (the newest)."""
-
-REDACTED = "***"
 
 # Environment variables and extra vars whose values are redacted from the logs by name.
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|DSN|DATABASE_URL|CREDENTIAL|PRIVATE|API_KEY|AUTH", re.IGNORECASE)
@@ -51,7 +51,9 @@ class RunLog:
 
     def __init__(self, folder: Path, secrets: Iterable[str]) -> None:
         self.folder = folder
-        self._secrets = [s for s in secrets if s]
+        self._redactor = Redactor()
+        for secret in secrets:
+            self._redactor.add(secret)
         self._stdout = _private_file(folder / "stdout.txt")
         self._events = _private_file(folder / "events.jsonl")
         self.failure: OSError | None = None
@@ -62,9 +64,7 @@ class RunLog:
         return self.folder / "stdout.txt"
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return self._redactor.redact(text)
 
     def record(self, event: Mapping[str, Any]) -> None:
         """Keep one runner event: its stdout lines and the whole event, redacted."""
