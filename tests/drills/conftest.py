@@ -164,6 +164,16 @@ def to_production_gate(rw: ReleaseWorld, version: str) -> None:
     assert rw.coordinator("approve", version, operator="ops-lead").returncode == ExitCode.OK
 
 
+def variant_at_the_gate(rw: ReleaseWorld, tmp_path: Path, variant: str, **production: object) -> None:
+    """1.0.0 everywhere, then 1.1.0 (`variant`) approved past a staging that cannot catch it:
+    the next `resume` promotes it to production."""
+    configure(rw)
+    release_to_production(rw, "1.0.0")
+    configure(rw, staging=empty_staging(tmp_path), production=dict(production))
+    push_variant(rw, variant, "1.1.0")
+    to_production_gate(rw, "1.1.0")
+
+
 class RegistrySwitch:
     """Stops the world's registry on demand; the fixture starts it again after the test."""
 

@@ -37,6 +37,7 @@ from tests.drills.conftest import (
     running_digest,
     ssh_host_vars,
     to_production_gate,
+    variant_at_the_gate,
 )
 from tests.integration.conftest import ReleaseWorld
 
@@ -60,11 +61,7 @@ def assert_free(rw: ReleaseWorld, environment: str) -> None:
 def broken_release_in_production(rw: ReleaseWorld, tmp_path: Path, variant: str,
                                  **production: object) -> subprocess.CompletedProcess:
     """1.0.0 everywhere, then 1.1.0 (`variant`) past a staging that cannot catch it into production."""
-    configure(rw)
-    release_to_production(rw, "1.0.0")
-    configure(rw, staging=empty_staging(tmp_path), production=dict(production))
-    push_variant(rw, variant, "1.1.0")
-    to_production_gate(rw, "1.1.0")
+    variant_at_the_gate(rw, tmp_path, variant, **production)
     return rw.coordinator("resume")
 
 
@@ -153,12 +150,8 @@ def forget_local_image(reference: str) -> None:
 def test_registry_down_at_pull_names_the_registry_and_keeps_the_old_container(
         release_world: ReleaseWorld, tmp_path: Path, registry_switch: RegistrySwitch) -> None:
     rw = release_world
-    configure(rw)
-    release_to_production(rw, "1.0.0")
-    good = running_digest(PROD)
-    configure(rw, staging=empty_staging(tmp_path))
-    push_variant(rw, "good", "1.1.0")
-    to_production_gate(rw, "1.1.0")
+    variant_at_the_gate(rw, tmp_path, "good")
+    good = running_digest(PROD)  # still 1.0.0: the gate changes nothing in production
     new_digest = [e for e in audit_events(rw) if e["event"] == "build.completed" and e["version"] == "1.1.0"][0]["data"]["digest"]
     registry_switch.stop()
     forget_local_image(f"{IMAGE}@{new_digest}")  # so the deploy must pull it

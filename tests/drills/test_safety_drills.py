@@ -30,7 +30,6 @@ from sandbox.postgres import HOST, PostgresCluster, _bin
 from tests.drills.conftest import (
     HEALTH_TIMEOUT_S,
     SANDBOX_RECORDS,
-    configure,
     empty_staging,
     escalations,
     host_record,
@@ -38,9 +37,8 @@ from tests.drills.conftest import (
     lock_status,
     one_line_error,
     push_variant,
-    release_to_production,
     running_digest,
-    to_production_gate,
+    variant_at_the_gate,
 )
 from tests.integration.conftest import WORLD_DIR, ReleaseWorld
 from tests.pg import TeamDatabase, fresh_database, running_cluster
@@ -129,12 +127,8 @@ def small_state_dir(release_world: ReleaseWorld, tmp_path: Path) -> Iterator[Pat
 def test_a_full_state_dir_does_not_stop_the_rollback_or_the_page_and_the_spool_catches_up(
         release_world: ReleaseWorld, small_state_dir: Path, tmp_path: Path) -> None:
     rw = release_world
-    configure(rw)
-    release_to_production(rw, "1.0.0")
-    good = running_digest(PROD)
-    configure(rw, staging=empty_staging(tmp_path))
-    push_variant(rw, "broken-health", "1.1.0")
-    to_production_gate(rw, "1.1.0")
+    variant_at_the_gate(rw, tmp_path, "broken-health")
+    good = running_digest(PROD)  # still 1.0.0: the gate changes nothing in production
 
     resume = started([sys.executable, "-m", "coordinator", "-c", str(rw.config), "resume"],
                      {**os.environ, "COORDINATOR_OPERATOR": "release-manager"})
@@ -179,12 +173,8 @@ def test_a_full_state_dir_does_not_stop_the_rollback_or_the_page_and_the_spool_c
 def test_resume_of_a_digest_that_failed_is_refused_without_force_even_when_its_record_was_lost(
         release_world: ReleaseWorld, tmp_path: Path) -> None:
     rw = release_world
-    configure(rw)
-    release_to_production(rw, "1.0.0")
-    good = running_digest(PROD)
-    configure(rw, staging=empty_staging(tmp_path))
-    push_variant(rw, "broken-health", "1.1.0")
-    to_production_gate(rw, "1.1.0")
+    variant_at_the_gate(rw, tmp_path, "broken-health")
+    good = running_digest(PROD)  # still 1.0.0: the gate changes nothing in production
     before_failure = tmp_path / "state-at-the-gate"
     shutil.copytree(rw.state_dir, before_failure, ignore=shutil.ignore_patterns("runner", "coordinator.lock"))
     assert rw.coordinator("resume").returncode == ExitCode.ROLLED_BACK
