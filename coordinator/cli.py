@@ -120,13 +120,17 @@ def confirm_by_typing(question: str, expected: str) -> bool:
 @click.option("--force", is_flag=True, help="Release a version that was rolled back before (needs --reason).")
 @click.option("--reason", help="Why a rolled-back version is released again (audited).")
 @click.option("--dry-run", is_flag=True, help="Same as `coordinator plan VERSION`: checks only, no side effects.")
+@click.option("--ci-run", "ci_run", metavar="ID",
+              help="The CI run this release runs in (default: $GITHUB_RUN_ID, or $CI_PIPELINE_NUMBER for woodpecker); "
+                   "its trigger is the releaser.")
 @pass_state
-def release(state: State, version: str, force: bool, reason: str | None, dry_run: bool) -> None:
+def release(state: State, version: str, force: bool, reason: str | None, dry_run: bool, ci_run: str | None) -> None:
     """Run the whole release of VERSION, stopping at the production gate unless approved.
 
     With a terminal the gate asks for confirmation; without one, or with --no-input, CI=true
     or COORDINATOR_NO_INPUT=1, it stops with exit code 4 ("awaiting approval"), which a
-    staging CI job should treat as success.
+    staging CI job should treat as success. Run from a CI job, the person who triggered the
+    CI run (read from the CI system, --ci-run or its run-id variable) is the releaser.
     """
     from coordinator.driver import Driver
     from coordinator.errors import UsageError
@@ -142,7 +146,7 @@ def release(state: State, version: str, force: bool, reason: str | None, dry_run
     interactive = state.may_prompt()
     ctx = state.context(interactive=interactive)
     _install_signal_handlers(ctx)
-    Driver(ctx, confirm=confirm_by_typing).release(version, force_reason=reason if force else None)
+    Driver(ctx, confirm=confirm_by_typing, ci_run=ci_run).release(version, force_reason=reason if force else None)
 
 
 @cli.command()

@@ -38,6 +38,7 @@ _IMAGE_NAME = re.compile(r"^[a-z0-9.-]+(?::\d+)?/[a-z0-9._/-]+$")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_ACCOUNT = re.compile(r"[A-Za-z0-9_.@-]{1,63}")
 
 
 class Strict(BaseModel):
@@ -222,6 +223,22 @@ class ApprovalConfig(Strict):
         default_factory=list,
         description="Who may approve: forge logins and/or org/team names (forge), or database roles (database). "
                     "Empty: any verified identity.")
+    bots: list[str] = Field(
+        default_factory=list,
+        description="Accounts that never approve and may release only from a verified CI run (`release --ci-run`): "
+                    "CI jobs, the CI token's owner. Case-insensitive.")
+
+    @field_validator("bots")
+    @classmethod
+    def _bot_names(cls, value: list[str]) -> list[str]:
+        names = []
+        for name in value:
+            if not isinstance(name, str) or not _ACCOUNT.fullmatch(name.strip()):
+                raise ValueError(f"{name!r} is not an account name (letters, digits, _ . @ -); list forge logins "
+                                 "or database roles, e.g. [ci-bot]")
+            if name.strip().casefold() not in names:
+                names.append(name.strip().casefold())
+        return names
 
     @model_validator(mode="after")
     def _authenticated_when_it_matters(self) -> "ApprovalConfig":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from coordinator.config import Config
+from coordinator.config import CIProviderKind, Config
 
 
 def config_problems(config: Config) -> list[str]:
@@ -23,6 +23,19 @@ def config_problems(config: Config) -> list[str]:
     for key, path in (("forge.token_file", config.forge.token_file), ("state.dsn_file", config.state.dsn_file)):
         if path is not None:
             problems += _secret_file_problems(key, path)
+    return problems + _bot_problems(config)
+
+
+def _bot_problems(config: Config) -> list[str]:
+    """Bots never approve and release only from a CI run that names a person: say so when the config contradicts it."""
+    approvals = config.approvals
+    problems = [f"approvals.bots: {bot} is also listed in approvals.approvers, but a bot never approves; "
+                "remove it from one of the lists" for bot in approvals.bots
+                if bot in {name.casefold() for name in approvals.approvers}]
+    if approvals.bots and config.ci.provider is CIProviderKind.COMMIT_STATUS:
+        problems.append("approvals.bots: with ci.provider commit-status there are no CI run records to name the person "
+                        "who started a release, so a bot can never release; use a provider with runs, or run releases "
+                        "as a person")
     return problems
 
 

@@ -30,9 +30,10 @@ def release_id_for(project: str, version: str) -> str:
 class Driver:
     """The release sequence: validate → tag → build → stage → approve → promote → verify → announce."""
 
-    def __init__(self, ctx: Context, confirm: Confirm | None = None) -> None:
+    def __init__(self, ctx: Context, confirm: Confirm | None = None, *, ci_run: str | None = None) -> None:
         self.ctx = ctx
         self.confirm = confirm
+        self.ci_run = ci_run  # `release --ci-run`: the CI run this release runs in (coordinator.releaser)
 
     def release(self, version_text: str, *, force_reason: str | None = None) -> Release | None:
         """Run (or continue) the release of VERSION; None when it was already released without a record here."""
@@ -94,14 +95,19 @@ class Driver:
                 existing.reopen_from(Stage.VALIDATE)  # validation is always re-run until it passes
             return existing
         from coordinator.identity import verify_identity
+        from coordinator.releaser import establish_releaser
 
-        releaser = verify_identity(self.ctx)  # forbid_self_approval compares approvers with this
+        # The person who started it (forbid_self_approval compares approvers with this): in CI the human
+        # who triggered the run, as the CI system records it; the CI job's own identity never approves.
+        releaser = establish_releaser(self.ctx, verify_identity(self.ctx), self.ci_run)
+        run = releaser.ci_run
         release = Release(id=release_id, project=config.project, version=version, tag=tag_for(version),
-                          operator=self.ctx.operator, releaser=releaser.name, releaser_verified_by=releaser.verified_by)
+                          operator=self.ctx.operator, releaser=releaser.name, releaser_verified_by=releaser.verified_by,
+                          ci_identity=releaser.ci_identity, ci_run=run.id if run else None,
+                          ci_run_url=run.html_url if run else None)
         self.ctx.audit.append(AuditEvent.RELEASE_STARTED, operator=self.ctx.operator, release_id=release_id,
                               version=version, outcome="started",
-                              data={"releaser": releaser.name, "identity_verified_by": releaser.verified_by}
-                              if releaser.verified_by != "local" else None)
+                              data=releaser.audit_data() if releaser.verified_by != "local" else None)
         return release
 
     def _find_resumable(self, version_text: str | None) -> Release:

@@ -133,8 +133,11 @@ class Release(Record):
     version: str
     tag: str
     operator: str
-    releaser: str | None = None  # the verified identity of who started it (forbid_self_approval compares it)
+    releaser: str | None = None  # the person who started it (forbid_self_approval compares it): coordinator.releaser
     releaser_verified_by: str | None = None
+    ci_identity: str | None = None  # started from a CI run: the identity the CI job ran as (never approves)
+    ci_run: str | None = None  # that run's id and address, as the CI system reported them
+    ci_run_url: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     status: ReleaseStatus = ReleaseStatus.IN_PROGRESS
@@ -146,6 +149,7 @@ class Release(Record):
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     smoke_result: str | None = None  # of the environment before the gate; part of the approval
     approvals: list[Approval] = Field(default_factory=list)
+    gate_counted: dict[str, datetime] = Field(default_factory=dict)  # who the gate counted at promote, and when
     announcement: Announcement = Field(default_factory=Announcement)
     stage_seconds: dict[str, float] = Field(default_factory=dict)  # wall time of each stage's last run
     intent: Intent | None = None

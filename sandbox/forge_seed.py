@@ -69,3 +69,13 @@ def register_person(login: str, teams: list[str] | None = None, token: str | Non
                           timeout=10.0)
     response.raise_for_status()
     return token
+
+
+def start_coordinator_job(token: str, ref: str = "main") -> str:
+    """Start the "coordinator job" on `ref` as the token's owner (Gitea's workflow dispatch) and return the
+    run's id: `release --ci-run ID` names its trigger as the releaser, as a release in a real CI job would."""
+    response = httpx.post(f"{REPO_API}/actions/workflows/coordinator.yml/dispatches", json={"ref": ref},
+                          params={"return_run_details": "true"}, headers={"Authorization": f"token {token}"},
+                          timeout=10.0)
+    response.raise_for_status()
+    return str(response.json()["workflow_run_id"])

@@ -137,6 +137,7 @@ class ForgeAPI:
             ("GET", r"/actions/jobs/(?P<job>\d+)/logs", self.get_job_logs),
             ("GET", r"/actions/artifacts/(?P<artifact>\d+)", self.get_artifact),
             ("GET", r"/actions/artifacts/(?P<artifact>\d+)/zip", self.download_artifact),
+            ("POST", r"/actions/workflows/(?P<workflow>[^/]+)/dispatches", self.dispatch_workflow),
         ]
         self._routes = [(m, re.compile(p + r"\Z"), h) for m, p, h in table]
         # Outside /repos/{owner}/{repo}: who a token belongs to, and team membership.
@@ -629,7 +630,11 @@ class ForgeAPI:
         repo_json = self._repo_json(view, bare)
         page, headers = self._page(request, runs)
         return json_reply(200, {"total_count": len(runs),
-                                "workflow_runs": [render.run(view, r, repo_json) for r in page]}, headers)
+                                "workflow_runs": [self._render_run(view, r, repo_json) for r in page]}, headers)
+
+    def _render_run(self, view: RepoView, item: Run, repo_json: dict[str, Any]) -> dict[str, Any]:
+        actor = self.users.known_user_json(self.base_url(), item.actor) if item.actor else None
+        return render.run(view, item, repo_json, actor)
 
     def _find_run(self, view: RepoView, run_id: str) -> Run:
         found = next((r for r in self._state(view).runs if r.id == int(run_id)), None)
@@ -638,7 +643,40 @@ class ForgeAPI:
         return found
 
     def get_run(self, request: Request, view: RepoView, bare: Path, run: str) -> Reply:
-        return json_reply(200, render.run(view, self._find_run(view, run), self._repo_json(view, bare)))
+        return json_reply(200, self._render_run(view, self._find_run(view, run), self._repo_json(view, bare)))
+
+    def dispatch_workflow(self, request: Request, view: RepoView, bare: Path, workflow: str) -> Reply:
+        """Start a run of `workflow` on `ref` as the token's owner (its `actor`): a "coordinator job" that
+        stays in progress, building nothing, until `POST /_standin/finish_run` ends it. 204, or 200 with
+        RunDetails when `return_run_details` is true, as Gitea 1.26 answers."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.ya?ml", workflow):
+            raise ApiError(404, f"workflow {workflow} does not exist (name a file under .gitea/workflows)")
+        form = request.json()
+        ref = form.get("ref")
+        if not isinstance(ref, str) or not ref.strip():
+            raise ApiError(422, "ref is required: the branch or tag to run the workflow on")
+        inputs = form.get("inputs", {})
+        if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+            raise ApiError(422, "inputs must map names to strings")
+        name = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+        sha = git.resolve_commit(bare, name)
+        if sha is None:
+            raise ApiError(404, f"no branch or tag named {ref!r}")
+        full_ref = ref if ref.startswith("refs/") else (
+            f"refs/tags/{name}" if git.get_tag(bare, name) is not None and name not in git.branch_heads(bare)
+            else f"refs/heads/{name}")
+        actor = self._login(request)
+        assert actor is not None  # authenticated
+        with self.store.change():
+            state = self._state(view)
+            item = Run(id=self.store.new_id(), run_number=len(state.runs) + 1, job_id=self.store.new_id(),
+                       event="workflow_dispatch", head_sha=sha, ref=full_ref, title=f"{workflow} dispatched by {actor}",
+                       status="in_progress", started_at=now_iso(), actor=actor, workflow=workflow)
+            state.runs.append(item)
+        if request.query.get("return_run_details", "").lower() != "true":
+            return Reply(204)
+        return json_reply(200, {"workflow_run_id": item.id, "run_url": f"{view.api}/actions/runs/{item.id}",
+                                "html_url": f"{view.html}/actions/runs/{item.run_number}"})
 
     def list_jobs(self, request: Request, view: RepoView, bare: Path, run: str) -> Reply:
         item = self._find_run(view, run)
@@ -699,6 +737,8 @@ class ForgeAPI:
             return json_reply(200, {"reset": True})
         if path == "/_standin/users" and request.method == "POST":
             return self._add_user(request.json())
+        if path == "/_standin/finish_run" and request.method == "POST":
+            return self._finish_run(request.json())
         if path == "/_standin/config" and request.method == "POST":
             return self._configure(request.json())
         if path == "/_standin/config" and request.method == "GET":
@@ -736,6 +776,18 @@ class ForgeAPI:
                     setattr(self.store.config, key, kind(form[key]))
             config: CIConfig = self.store.config
         return json_reply(200, asdict(config))
+
+    def _finish_run(self, form: dict[str, Any]) -> Reply:
+        """End a dispatched run (the coordinator job finished): `{"repo", "run", "conclusion"}`."""
+        repo, run_id, conclusion = form.get("repo"), form.get("run"), form.get("conclusion", "success")
+        if conclusion not in ("success", "failure", "cancelled"):
+            raise ApiError(422, f"conclusion must be success, failure or cancelled, got {conclusion!r}")
+        found = next((r for r in self.store.repo(str(repo)).runs if r.id == run_id), None)
+        if found is None or found.event != "workflow_dispatch":
+            raise ApiError(404, f"no dispatched run {run_id!r} in {repo!r}")
+        with self.store.change():
+            found.status, found.conclusion, found.completed_at = "completed", str(conclusion), now_iso()
+        return json_reply(200, {"run": found.id, "conclusion": found.conclusion})
 
     def _add_user(self, form: dict[str, Any]) -> Reply:
         """Register a person: their login, the token they will send, and their org/team memberships."""

@@ -163,13 +163,15 @@ def release(view: RepoView, item: Release) -> dict[str, Any]:
             "published_at": item.created_at, "author": user(view.base_url), "assets": []}
 
 
-def run(view: RepoView, item: Run, repo_json: dict[str, Any]) -> dict[str, Any]:
+def run(view: RepoView, item: Run, repo_json: dict[str, Any], actor: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`actor` is the user who triggered the run (the stand-in has no re-runs, so it is also `trigger_actor`)."""
+    who = actor or user(view.base_url)
     body: dict[str, Any] = {
         "id": item.id, "url": f"{view.api}/actions/runs/{item.id}",
         "html_url": f"{view.html}/actions/runs/{item.run_number}", "display_title": item.title,
-        "path": f"release.yml@{item.ref}", "event": item.event, "run_attempt": 1, "run_number": item.run_number,
-        "head_sha": item.head_sha, "status": item.status, "actor": user(view.base_url),
-        "trigger_actor": user(view.base_url), "repository": repo_json, "head_repository": repo_json,
+        "path": f"{item.workflow}@{item.ref}", "event": item.event, "run_attempt": 1, "run_number": item.run_number,
+        "head_sha": item.head_sha, "status": item.status, "actor": who,
+        "trigger_actor": who, "repository": repo_json, "head_repository": repo_json,
         "repository_id": view.repo_id, "started_at": item.started_at, "completed_at": item.completed_at,
     }
     if item.ref.startswith("refs/heads/"):

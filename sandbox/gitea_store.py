@@ -128,6 +128,8 @@ class Run:
     completed_at: str = EPOCH
     log: str = ""
     fail_without_build: bool = False  # set by admin `fail_next_run`
+    actor: str = ""  # the login who triggered it (Gitea's `actor` and `trigger_actor`)
+    workflow: str = "release.yml"  # the workflow file's name, under .gitea/workflows
 
 
 @dataclass

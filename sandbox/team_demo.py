@@ -1,8 +1,9 @@
 """`scripts/demo --team`: team mode on the local world.
 
 A throwaway PostgreSQL cluster on 127.0.0.1 holds the shared state; its owner sets the
-gate policy the database enforces (`state policy`). Three "machines"
-(own directory, config and state dir) act in turn: CI releases 1.0.0 to the gate; alice
+gate policy the database enforces (`state policy`, with the CI job's login as a bot). Three
+"machines" (own directory, config and state dir) act in turn: carol starts the coordinator
+job on the forge, and CI releases 1.0.0 to the gate in that run (carol is the releaser); alice
 and bob, each with their own forge token and database role, approve (alice's second
 approval under another --operator label is refused: one token counts once); bob resumes
 and promotes; anyone verifies the one audit chain; CI asking to release 1.0.0 again is
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from sandbox.coordinator_config import write_sandbox_config
 from sandbox.demo import AWAITING_APPROVAL, coordinator, fresh_world, head_of
-from sandbox.forge_seed import create_milestone_with_issues, ensure_label, forge_client, register_person, wait_for_green
+from sandbox.forge_seed import (create_milestone_with_issues, ensure_label, forge_client, register_person,
+                                 start_coordinator_job, wait_for_green)
 from sandbox.postgres import OWNER, PostgresCluster
 from sandbox.receiver import Receiver
 
@@ -52,7 +54,8 @@ def team_demo() -> None:
         create_milestone_with_issues(forge, "1.0.0", ["Serve /health", "Serve /version"])
         wait_for_green(forge, head_of(checkout))
         started = time.monotonic()
-        coordinator(ci, "release", "1.0.0", operator="ci", expect=AWAITING_APPROVAL, env=env["ci"])
+        job = start_coordinator_job(register_person("carol", ["acme/release-managers"]))  # carol starts the CI job
+        coordinator(ci, "release", "1.0.0", "--ci-run", job, operator="ci", expect=AWAITING_APPROVAL, env=env["ci"])
         coordinator(alice, "status", operator="alice", expect=0, env=env["alice"])
         coordinator(alice, "approve", "1.0.0", operator="alice", expect=0, env=env["alice"])
         coordinator(alice, "approve", "1.0.0", operator="bob", expect=IDENTITY_REFUSED, env=env["alice"])

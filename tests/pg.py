@@ -99,7 +99,9 @@ def machine_factory(root: Path) -> Callable[..., Machine]:
     def make(name: str, dsn: str | None, **overrides: Any) -> Machine:
         directory = root / name
         team_config(directory, **overrides)
-        env = {key: value for key, value in os.environ.items() if not key.startswith("COORDINATOR_")}
+        # Not COORDINATOR_* and not a CI's run-id variable: a test that runs inside a CI job is no release in it.
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith("COORDINATOR_") and key not in ("GITHUB_RUN_ID", "CI_PIPELINE_NUMBER")}
         env["PYTHONPATH"] = str(REPO)
         if dsn is not None:
             env["COORDINATOR_DATABASE_URL"] = dsn

@@ -41,11 +41,24 @@ def status_of(status: str | None, conclusion: str | None) -> tuple[RunStatus, Ru
     return RunStatus.QUEUED, None
 
 
+def login_of(*users: Any) -> str:
+    """The first user object's login (`trigger_actor` before `actor`): who triggered the run."""
+    for user in users:
+        if isinstance(user, dict) and isinstance(user.get("login"), str) and user["login"].strip():
+            return str(user["login"]).strip()
+    return ""
+
+
 def actions_run(
-    data: Any, *, tag: str | None = None, sha_field: str = "head_sha", number_field: str = "run_number"
+    data: Any, *, tag: str | None = None, sha_field: str = "head_sha", number_field: str = "run_number",
+    actor_fields: tuple[str, ...] = ("trigger_actor", "actor"),
 ) -> CIRun:
-    """A CIRun from a Gitea/GitHub-shaped workflow run (Forgejo passes its own field names)."""
+    """A CIRun from a Gitea/GitHub-shaped workflow run (Forgejo passes its own field names).
+
+    The person is `trigger_actor` (who started this attempt: a re-run by someone else is theirs)
+    before `actor` (who caused the first run); GitHub names the first `triggering_actor`."""
     status, conclusion = status_of(data.get("status"), data.get("conclusion"))
+    repository = data.get("repository")
     return CIRun(
         id=str(data["id"]),
         status=status,
@@ -56,6 +69,8 @@ def actions_run(
         number=data.get(number_field),
         started_at=unset_time_to_none(data.get("started_at") or data.get("run_started_at") or data.get("started")),
         completed_at=unset_time_to_none(data.get("completed_at") or data.get("stopped")),
+        actor=login_of(*(data.get(name) for name in actor_fields)),
+        repository=str(repository.get("full_name") or "") if isinstance(repository, dict) else "",
     )
 
 
@@ -108,6 +123,7 @@ class ForgeActionsProvider:
 
     kind = ""
     artifacts_items_key: str | None = "artifacts"
+    run_id_env: str | None = "GITHUB_RUN_ID"  # Gitea and Forgejo Actions set GitHub's variables too
 
     def __init__(self, client: "GiteaClient", *, artifact_name: str = DEFAULT_ARTIFACT_NAME) -> None:
         self.client = client
@@ -127,6 +143,10 @@ class ForgeActionsProvider:
         path = f"{self.client.repo_path}/actions/runs/{segment(run_id)}"
         response = self.client.http.request("GET", path)
         return self._run(decode_json(self.client.http, "GET", path, response))
+
+    def triggered_run(self, run_id: str) -> CIRun:
+        """Read through this repository's path, so a run of another repository is a 404 here."""
+        return self.get_run(run_id)
 
     def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
         repo = self.client.repo_path

@@ -56,6 +56,10 @@ class CIRun(BaseModel):
     number: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    # Who triggered the run and which repository it belongs to, as the CI system records
+    # them (`coordinator.releaser` decides with these); empty when the provider does not say.
+    actor: str = ""
+    repository: str = ""
 
     @property
     def is_completed(self) -> bool:
@@ -103,6 +107,8 @@ class CIProvider(Protocol):
     """What the build stage needs from any CI system."""
 
     kind: str
+    run_id_env: str | None
+    """The variable the CI system sets to the running job's run id (only a pointer: the run is read back)."""
 
     def find_tag_run(self, tag: str, commit_sha: str) -> CIRun | None:
         """The newest run built for pushing `tag` at `commit_sha`, or None if none started yet."""
@@ -114,6 +120,12 @@ class CIProvider(Protocol):
 
     def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
         """The run's artifact manifest, checked (digest format, built from the run's commit)."""
+        ...
+
+    def triggered_run(self, run_id: str) -> CIRun:
+        """Run `run_id` of the configured repository with the login of the person who triggered it
+        (`actor`) and its repository (`repository`), as the CI system records them: the releaser of a
+        release started from CI. IdentityRefused when this CI system does not record a person."""
         ...
 
     def close(self) -> None:

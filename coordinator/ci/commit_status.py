@@ -17,7 +17,7 @@ from coordinator.ci.base import (
     RunStatus,
     manifest_from_bytes,
 )
-from coordinator.errors import BuildFailed
+from coordinator.errors import BuildFailed, IdentityRefused
 from coordinator.forge.client import GiteaClient
 from coordinator.forge.models import CombinedStatus, CommitStatus, StatusState, judge_state
 
@@ -42,6 +42,7 @@ class CommitStatusProvider:
     """The tag commit's combined status, read from the forge."""
 
     kind = "commit-status"
+    run_id_env: str | None = None
 
     def __init__(
         self,
@@ -88,6 +89,12 @@ class CommitStatusProvider:
             # Statuses seen before cannot vanish, short of a forge reset: report it plainly.
             return CIRun(id=run_id, status=RunStatus.QUEUED, head_sha=run_id, tag=self._tags.get(run_id))
         return run
+
+    def triggered_run(self, run_id: str) -> CIRun:
+        """Commit statuses are no run record: they name no person who started anything."""
+        raise IdentityRefused(f"ci.provider commit-status keeps no run records, so CI run {run_id} names nobody: "
+                              "run `coordinator release` as yourself, or use a provider with runs (gitea-actions, "
+                              "forgejo-actions, github-actions, woodpecker)")
 
     def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
         tag = run.tag or self._tags.get(run.head_sha)

@@ -27,7 +27,8 @@ class ForgejoActionsProvider(ForgeActionsProvider):
 
     @staticmethod
     def _run(data: Any, tag: str | None = None) -> CIRun:
-        return actions_run(data, tag=tag, sha_field="commit_sha", number_field="index_in_repo")
+        return actions_run(data, tag=tag, sha_field="commit_sha", number_field="index_in_repo",
+                           actor_fields=("trigger_user",))
 
     def find_tag_run(self, tag: str, commit_sha: str) -> CIRun | None:
         path = f"{self.client.repo_path}/actions/runs"

@@ -25,6 +25,7 @@ class GitHubActionsProvider:
     """Workflow runs of one GitHub repository."""
 
     kind = "github-actions"
+    run_id_env: str | None = "GITHUB_RUN_ID"
 
     def __init__(
         self,
@@ -79,7 +80,12 @@ class GitHubActionsProvider:
         path = f"{self.repo_path}/actions/runs/{segment(run_id)}"
         response = self.http.request("GET", path)
         data = decode_json(self.http, "GET", path, response)
-        return actions_run(data, tag=data.get("head_branch") if data.get("event") == "push" else None)
+        return actions_run(data, tag=data.get("head_branch") if data.get("event") == "push" else None,
+                           actor_fields=("triggering_actor", "actor"))
+
+    def triggered_run(self, run_id: str) -> CIRun:
+        """Read through this repository's path, so a run of another repository is a 404 here."""
+        return self.get_run(run_id)
 
     def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
         return fetch_artifact_zip_manifest(

@@ -17,7 +17,7 @@ import httpx
 
 from coordinator.ci._manifest_url import ManifestURL
 from coordinator.ci.base import ArtifactManifest, CIRun, RunConclusion, RunStatus
-from coordinator.errors import BuildFailed, ConfigError, ForgeError
+from coordinator.errors import BuildFailed, ConfigError, ForgeError, IdentityRefused
 from coordinator.forge._http import HttpSession, RetryPolicy, check_token, decode_json, segment
 
 _STATUSES: dict[str, tuple[RunStatus, RunConclusion | None]] = {
@@ -44,6 +44,7 @@ class WoodpeckerProvider:
     """Pipelines of one repository on a Woodpecker server."""
 
     kind = "woodpecker"
+    run_id_env: str | None = "CI_PIPELINE_NUMBER"
 
     def __init__(
         self,
@@ -109,6 +110,7 @@ class WoodpeckerProvider:
             number=number,
             started_at=_unix_time(data.get("started")),
             completed_at=_unix_time(data.get("finished")),
+            actor=str(data.get("sender") or "").strip(),
         )
 
     def find_tag_run(self, tag: str, commit_sha: str) -> CIRun | None:
@@ -124,6 +126,15 @@ class WoodpeckerProvider:
         path = f"/repos/{self.repo_id()}/pipelines/{segment(run_id)}"
         response = self.http.request("GET", path)
         return self._run(decode_json(self.http, "GET", path, response))
+
+    def triggered_run(self, run_id: str) -> CIRun:
+        """The pipeline read under this repository's id (another repository's number is not found
+        here); Woodpecker names who triggered it `sender`: without one there is nobody to name."""
+        run = self.get_run(run_id)
+        if not run.actor:
+            raise IdentityRefused(f"Woodpecker pipeline {run_id} names no sender: the releaser cannot be read from "
+                                  "this CI; run `coordinator release` as yourself instead of from the pipeline")
+        return run
 
     def fetch_artifact_manifest(self, run: CIRun) -> ArtifactManifest:
         if not run.tag:

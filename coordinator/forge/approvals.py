@@ -12,8 +12,9 @@ At the gate every such comment is re-verified, with the gate machine's token:
   anyone's comment, so an edited comment is no longer its author's word;
 - it was written after staging finished (an approval cannot predate what it approves);
 - its author may approve *now*: listed in `approvals.approvers` (team membership asked of
-  the forge at the gate), not the releaser when self-approval is forbidden, and, with the
-  PostgreSQL backend, allowed by the owner's gate policy (which also names the bots).
+  the forge at the gate), not a bot or the CI identity that started the release, not the
+  releaser when self-approval is forbidden (`coordinator.releaser.not_counted`), and, with
+  the PostgreSQL backend, allowed by the owner's gate policy (which also names the bots).
 Database rows and local records of forge approvals are bookkeeping only: they never count.
 Gitea's timestamps have whole seconds, so an edit made within the second of creation is
 not visible; docs/team-mode.md says so.
@@ -77,19 +78,21 @@ def post_approval(ctx: Context, release: Release) -> IssueComment:
 
 def verified_approvals(ctx: Context, release: Release) -> list[ForgeApproval]:
     """The approvals that count at the gate, re-read from the forge now; one per author."""
-    from coordinator.identity import Identity, check_may_approve, same_identity
+    from coordinator.identity import Identity, check_may_approve
+    from coordinator.releaser import not_counted, recorded_starters
 
     staged = release.deployments.get(ctx.config.promote_from)
     if release.build is None or staged is None or staged.finished_at is None:
         return []
     since = staged.finished_at.replace(microsecond=0)  # the forge's times have whole seconds
     counted: dict[str, ForgeApproval] = {}
+    starters = recorded_starters(ctx, release)
     for issue in approval_issues(ctx, release):
         for comment in ctx.forge.issue_comments(issue.number):
             author = comment.login
             if author.casefold() in counted or not _unedited_words(comment, release) or comment.created_at < since:
                 continue
-            if ctx.config.approvals.forbid_self_approval and same_identity(author, release.releaser):
+            if not_counted(ctx, starters, author) is not None:  # a bot, the CI identity, the releaser
                 continue
             try:
                 check_may_approve(ctx, Identity(author, "forge"))

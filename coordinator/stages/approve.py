@@ -15,6 +15,7 @@ from coordinator.context import Context
 from coordinator.errors import AwaitingApproval, GateRefused, IdentityRefused
 from coordinator.identity import Identity, check_may_approve, same_identity, verify_identity
 from coordinator.release import Approval, Release, ReleaseStatus, utcnow
+from coordinator.releaser import not_counted, recorded_starters
 
 
 def gate_summary(ctx: Context, release: Release) -> str:
@@ -61,9 +62,9 @@ def record_approval(ctx: Context, release: Release, identity: Identity, reason: 
     if release.build is None or release.smoke_result != "passed":
         raise GateRefused(f"{release.tag} has not passed {ctx.config.promote_from} yet: run `coordinator resume` first")
     check_may_approve(ctx, identity)
-    releaser = release.releaser or release.operator
-    if ctx.config.approvals.forbid_self_approval and same_identity(identity.name, releaser):
-        raise refused(f"{identity.describe()} started this release and self-approval is forbidden: ask another approver")
+    why_not = not_counted(ctx, recorded_starters(ctx, release), identity.name)
+    if why_not:
+        raise IdentityRefused(f"{identity.describe()} {why_not}")
     if any(same_identity(a.operator, identity.name) and a.verified_by == identity.verified_by and a.matches(release)
            for a in release.approvals):
         raise refused(f"{identity.describe()} has already approved {release.tag} at {release.build.digest}: "
@@ -94,6 +95,9 @@ def counted_approvals(ctx: Context, release: Release) -> list[Approval]:
     mode = ctx.config.approvals.identity
     if mode is not IdentityMode.LOCAL:
         valid = [a for a in valid if a.verified_by == mode.value]
+    if valid:
+        starters = recorded_starters(ctx, release)
+        valid = [a for a in valid if not_counted(ctx, starters, a.operator) is None]
     if ctx.team_mode and valid:  # psycopg is the team extra: imported only when the database is in use
         from coordinator.state.gate_sql import allowed_now
         from coordinator.state.postgres import PostgresStore
@@ -115,9 +119,10 @@ def approvals_required(ctx: Context) -> int:
     return required
 
 
-def approvers_counted(ctx: Context, release: Release) -> list[str]:
-    """Who the gate counts, once each: under `identity: forge` the approval comments re-verified on the forge
-    now (records count for nothing there), otherwise the records; expired approvals left out."""
+def counted_at_gate(ctx: Context, release: Release) -> list[tuple[str, datetime]]:
+    """Who the gate counts and when they approved, once each: under `identity: forge` the approval comments
+    re-verified on the forge now (records count for nothing there), otherwise the records; expired ones left out.
+    The audit's `approved_by` is exactly this list."""
     expiry = ctx.config.approvals.expires_after_s
 
     def fresh(at: datetime) -> bool:
@@ -126,12 +131,16 @@ def approvers_counted(ctx: Context, release: Release) -> list[str]:
     if ctx.config.approvals.identity is IdentityMode.FORGE:
         from coordinator.forge.approvals import verified_approvals
 
-        return [a.login for a in verified_approvals(ctx, release) if fresh(a.confirmed_at)]
-    names: dict[str, str] = {}
+        return [(a.login, a.confirmed_at) for a in verified_approvals(ctx, release) if fresh(a.confirmed_at)]
+    counted: dict[str, tuple[str, datetime]] = {}
     for approval in counted_approvals(ctx, release):
         if fresh(approval.confirmed_at):
-            names.setdefault(approval.operator.casefold(), approval.operator)
-    return list(names.values())
+            counted.setdefault(approval.operator.casefold(), (approval.operator, approval.confirmed_at))
+    return list(counted.values())
+
+
+def approvers_counted(ctx: Context, release: Release) -> list[str]:
+    return [name for name, _ in counted_at_gate(ctx, release)]
 
 
 def approvals_missing(ctx: Context, release: Release) -> int:

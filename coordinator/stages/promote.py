@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from coordinator.context import Context
 from coordinator.errors import DigestFailedBefore, GateRefused
 from coordinator.release import Release
-from coordinator.stages.approve import approvals_missing
+from coordinator.stages.approve import approvals_required, counted_at_gate
 from coordinator.stages.deploy import (
     deploy_environment,
     drop_lock,
@@ -34,17 +34,19 @@ def run_promote(ctx: Context, release: Release) -> None:
 
     assert release.build is not None
     environment = ctx.config.promote_to
-    if approvals_missing(ctx, release):
+    counted = counted_at_gate(ctx, release)
+    if len(counted) < approvals_required(ctx):
         raise GateRefused(
             f"no valid approval for {release.tag} at {release.build.digest} (commit {release.commit_sha}, "
             f"run {release.build.run_id}): approve this exact artifact first"
         )
+    release.gate_counted = dict(counted)  # verify audits the same list, however long it takes
     if not ctx.force:
         refuse_failed_digest(ctx, release, environment)
     ctx.audit.append(AuditEvent.DEPLOY_STARTED, operator=ctx.operator, release_id=release.id, version=release.version,
                      environment=environment, outcome="started",
                      data={"digest": release.build.digest, "commit": release.commit_sha or "", "run_id": release.build.run_id,
-                           "approved_by": [a.operator for a in release.valid_approvals()]})
+                           "approved_by": [name for name, _ in counted]})
     # deploy.yml takes the lock and keeps it when anything fails, so the rollback runs under it.
     result = deploy_environment(ctx, release, environment)
     if not result.ok:

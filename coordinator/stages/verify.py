@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from coordinator.context import Context
 from coordinator.release import Release
+from coordinator.stages.approve import counted_at_gate
 from coordinator.stages.deploy import drop_lock, failure_reason, rollback_environment, verify_environment
 
 
@@ -33,12 +34,14 @@ def run_verify(ctx: Context, release: Release) -> None:
     deployment = release.deployments[environment]
     deployment.outcome = "verified"
     previous = sorted({s.previous_version for s in deployment.hosts.values() if s.previous_version})
+    # What the gate counted when it let this promotion through, not every record that matches the artifact.
+    counted = list(release.gate_counted.items()) or counted_at_gate(ctx, release)
     ctx.audit.append(AuditEvent.DEPLOY_VERIFIED, operator=ctx.operator, release_id=release.id, version=release.version,
                      environment=environment, outcome="verified",
                      data={"digest": release.build.digest, "commit": release.commit_sha or "",
                            "commit_time": release.commit_time.isoformat() if release.commit_time else "",
                            "run_id": release.build.run_id, "run_url": release.build.run_url,
                            "hosts": sorted(result.hosts), "previous_versions": previous,
-                           "approved_by": [a.operator for a in release.valid_approvals()],
-                           "confirmed_at": [a.confirmed_at.isoformat() for a in release.valid_approvals()]})
+                           "approved_by": [name for name, _ in counted],
+                           "confirmed_at": [at.isoformat() for _, at in counted]})
     ctx.out.success(f"{environment} verified: {release.tag} ({release.build.digest}) healthy on {len(result.hosts)} host(s)")

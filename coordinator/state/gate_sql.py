@@ -88,6 +88,15 @@ def allowed_now(db: "Database", names: list[str]) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+def release_starters(db: "Database", release_id: str) -> tuple[str | None, str | None]:
+    """(started_by, releaser) of the database's write-once row of a release: the login that saved its first
+    revision and the releaser it named. A client cannot change them later, whatever its records say."""
+    row = db.execute(f"SELECT started_by, releaser FROM {SCHEMA}.releases WHERE release_id = %s", (release_id,)).fetchone()
+    if row is None:
+        return None, None
+    return (str(row[0]) if row[0] else None), (str(row[1]) if row[1] else None)
+
+
 def session_login(db: "Database") -> str:
     """The login of this session; refused (exit 18) if the session switched role, as the database would."""
     row = db.execute("SELECT session_user, current_user, current_setting('role')").fetchone()

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from coordinator.ci import CIProvider, RunConclusion, RunStatus, make_provider, wait_for_run
-from coordinator.errors import BuildFailed, ForgeError, TokenRefused
+from coordinator.errors import BuildFailed, ForgeError, IdentityRefused, TokenRefused
 
 TOKEN = "ci-token-123"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -130,6 +130,7 @@ class WoodpeckerWorld:
     def __init__(self) -> None:
         self.tag_pipeline_states = ["pending", "running", "success"]
         self.reads = 0
+        self.sender: str | None = None  # who triggered pipeline 7, when Woodpecker says
 
     def pipeline(self, number: int, *, ref: str, commit: str, status: str) -> dict[str, Any]:
         finished = 1_777_000_100 if status in ("success", "failure", "killed", "error") else 0
@@ -140,7 +141,10 @@ class WoodpeckerWorld:
     def tag_pipeline(self) -> dict[str, Any]:
         status = self.tag_pipeline_states[min(self.reads, len(self.tag_pipeline_states) - 1)]
         self.reads += 1
-        return self.pipeline(7, ref="refs/tags/v1.0.0", commit=SHA, status=status)
+        pipeline = self.pipeline(7, ref="refs/tags/v1.0.0", commit=SHA, status=status)
+        if self.sender is not None:
+            pipeline["sender"] = self.sender
+        return pipeline
 
     def routes(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -253,6 +257,7 @@ class GitHubWorld:
         self.states: list[tuple[str, str | None]] = [("queued", None), ("in_progress", None), ("completed", "success")]
         self.reads = 0
         self.artifact_gone = False
+        self.actors: dict[str, Any] = {}  # actor / triggering_actor of run 555
 
     def run(self, run_id: int, *, head_branch: str, status: str, conclusion: str | None) -> dict[str, Any]:
         return {"id": run_id, "name": "release", "run_number": run_id - 500, "event": "push", "status": status,
@@ -263,7 +268,7 @@ class GitHubWorld:
     def tag_run(self) -> dict[str, Any]:
         status, conclusion = self.states[min(self.reads, len(self.states) - 1)]
         self.reads += 1
-        return self.run(555, head_branch="v1.0.0", status=status, conclusion=conclusion)
+        return {**self.run(555, head_branch="v1.0.0", status=status, conclusion=conclusion), **self.actors}
 
     def routes(self, request: Request) -> tuple[int, Any, dict[str, str]]:
         if (request.headers.get("Authorization") != f"Bearer {TOKEN}"
@@ -349,3 +354,37 @@ def test_github_run_that_never_finishes_times_out_with_its_url(github) -> None: 
     with pytest.raises(BuildFailed, match="https://github.test/acme/sample/actions/runs/555"):
         wait_for_run(github_provider(server), "v1.0.0", SHA, timeout_s=20, poll_interval_s=2, on_progress=None,
                      sleep=fake_sleep, clock=lambda: clock["now"])
+
+
+# -- who triggered a run (the releaser of a release started from CI) ---------------------------
+
+
+def test_woodpecker_names_the_pipelines_sender_as_who_triggered_it(woodpecker, storage) -> None:  # type: ignore[no-untyped-def]
+    world, server = woodpecker
+    world.sender = "alice"
+    run = woodpecker_provider(server, storage).triggered_run("7")
+    assert (run.actor, run.head_sha, run.status) == ("alice", SHA, RunStatus.QUEUED)
+
+
+def test_woodpecker_pipeline_without_a_sender_is_refused_naming_the_pipeline(woodpecker, storage) -> None:  # type: ignore[no-untyped-def]
+    _, server = woodpecker
+    with pytest.raises(IdentityRefused, match="Woodpecker pipeline 7 names no sender"):
+        woodpecker_provider(server, storage).triggered_run("7")
+
+
+def test_woodpecker_pipeline_of_another_repository_is_not_found_here(woodpecker, storage) -> None:  # type: ignore[no-untyped-def]
+    _, server = woodpecker
+    with pytest.raises(ForgeError) as caught:
+        woodpecker_provider(server, storage).triggered_run("8")
+    assert caught.value.status == 404
+
+
+def test_github_triggering_actor_wins_over_the_actor_of_the_first_attempt(github) -> None:  # type: ignore[no-untyped-def]
+    world, server = github
+    world.actors = {"actor": {"login": "carol"}, "triggering_actor": {"login": "alice"},
+                    "repository": {"full_name": "acme/sample"}}
+    run = github_provider(server).triggered_run("555")
+    assert (run.actor, run.repository) == ("alice", "acme/sample")
+    world.actors = {"actor": {"login": "carol"}}
+    assert github_provider(server).triggered_run("555").actor == "carol"
+

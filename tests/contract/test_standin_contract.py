@@ -589,6 +589,56 @@ def test_run_is_fetched_by_id(forge: Forge) -> None:
     assert forge.api.get(f"/actions/runs/{run['id']}").json()["head_sha"] == run["head_sha"]
 
 
+def test_tag_push_run_names_the_storage_owner_as_actor_and_trigger_actor(forge: Forge) -> None:
+    run = completed_run(forge, forge.origin.tag("v1.0.0"))
+    assert run["actor"]["login"] == run["trigger_actor"]["login"] == "sandbox-admin"
+
+
+DISPATCHER = "sandbox-token-contract-dave"
+
+
+def dispatch(forge: Forge, contract: SwaggerContract, ref: str, *, details: bool = True,
+             workflow: str = "coordinator.yml") -> httpx.Response:
+    """`POST .../actions/workflows/{workflow}/dispatches` as dave, checked against the swagger document."""
+    assert forge.admin("users", {"login": "dave", "token": DISPATCHER, "teams": []}).status_code == 200
+    with checked_client(forge.base_url, contract, token=DISPATCHER) as dave:
+        return dave.post(f"/actions/workflows/{workflow}/dispatches", json={"ref": ref},
+                         params={"return_run_details": "true"} if details else None)
+
+
+def test_workflow_dispatch_starts_a_running_job_triggered_by_the_token_owner(forge: Forge,
+                                                                           contract: SwaggerContract) -> None:
+    response = dispatch(forge, contract, "main")
+    assert response.status_code == 200, response.text
+    details = response.json()
+    run = forge.api.get(f"/actions/runs/{details['workflow_run_id']}").json()
+    assert details["run_url"] == run["url"] and details["html_url"] == run["html_url"]
+    assert (run["event"], run["status"], run["head_sha"], run["head_branch"]) == (
+        "workflow_dispatch", "in_progress", forge.origin.head(), "main")
+    assert run["actor"]["login"] == run["trigger_actor"]["login"] == "dave" and "conclusion" not in run
+    assert run["path"] == "coordinator.yml@refs/heads/main"
+    assert forge.builder.calls == []  # a coordinator job builds nothing
+
+
+def test_workflow_dispatch_without_run_details_answers_204(forge: Forge, contract: SwaggerContract) -> None:
+    assert dispatch(forge, contract, "refs/heads/main", details=False).status_code == 204
+    runs = forge.api.get("/actions/runs", params={"event": "workflow_dispatch"}).json()["workflow_runs"]
+    assert [r["actor"]["login"] for r in runs] == ["dave"]
+
+
+def test_workflow_dispatch_of_an_unknown_ref_or_workflow_is_404(forge: Forge, contract: SwaggerContract) -> None:
+    assert dispatch(forge, contract, "no-such-branch").status_code == 404
+    assert dispatch(forge, contract, "main", workflow="not-a-workflow").status_code == 404
+
+
+def test_a_dispatched_run_ends_when_the_admin_finishes_it(forge: Forge, contract: SwaggerContract) -> None:
+    run_id = dispatch(forge, contract, "main").json()["workflow_run_id"]
+    assert forge.admin("finish_run", {"repo": "acme/sample", "run": run_id}).status_code == 200
+    run = forge.api.get(f"/actions/runs/{run_id}").json()
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+    assert forge.admin("finish_run", {"repo": "acme/sample", "run": 999999}).status_code == 404
+
+
 # -- admin ------------------------------------------------------------------------------
 
 

@@ -110,3 +110,8 @@ def test_an_unknown_environment_is_named_with_the_ones_defined():
     assert config.environment("staging").url == "https://s.example.com"
     with pytest.raises(UsageError, match=r"unknown environment 'prod': choose one of staging, production"):
         config.environment("prod")
+
+
+def test_bots_are_case_insensitive_and_listed_once(tmp_path):
+    data = {**MINIMAL, "approvals": {"bots": ["CI-Bot", "ci-bot", "Release.Bot"]}}
+    assert load_config(write(tmp_path, data)).approvals.bots == ["ci-bot", "release.bot"]

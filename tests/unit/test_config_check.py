@@ -102,3 +102,21 @@ def test_a_key_far_from_any_is_not_guessed(checkout: Path):
     result = config_check(write_config(checkout, forge={"url": "https://git.example.com", "repo": "acme/shop", "zzz": 1}))
     assert result.returncode == ExitCode.USAGE
     assert "forge.zzz: unknown key" in result.stderr and "did you mean" not in result.stderr
+
+
+def test_a_bot_that_is_also_an_approver_is_named(checkout: Path):
+    result = config_check(write_config(checkout, approvals={"bots": ["CI-Bot"], "approvers": ["ci-bot", "alice"]}))
+    assert result.returncode == ExitCode.USAGE
+    assert "approvals.bots: ci-bot is also listed in approvals.approvers, but a bot never approves" in result.stderr
+
+
+def test_bots_with_the_commit_status_provider_can_never_release_and_config_check_says_so(checkout: Path):
+    result = config_check(write_config(checkout, approvals={"bots": ["ci-bot"]}, ci={"provider": "commit-status"}))
+    assert result.returncode == ExitCode.USAGE
+    assert "with ci.provider commit-status there are no CI run records" in result.stderr
+
+
+def test_a_bot_name_that_is_no_account_name_is_refused_naming_the_key(checkout: Path):
+    result = config_check(write_config(checkout, approvals={"bots": ["ci bot; drop"]}))
+    assert result.returncode == ExitCode.USAGE
+    assert "approvals.bots: 'ci bot; drop' is not an account name" in result.stderr
