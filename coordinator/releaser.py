@@ -13,7 +13,8 @@ Never counted at the gate (`not_counted`): bots (`approvals.bots`, and in team m
 database policy's bots), the CI identity that started the release, and, with
 `forbid_self_approval`, the releaser. They are compared with the release record and with
 what a client cannot quietly rewrite: the audit's `release.started` records and, in team
-mode, the database's write-once row of the release (its first saver and releaser).
+mode, the database's write-once row of the release (its first saver and releaser); and the
+person who triggered every CI run those records name, read again from the CI API at the gate.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def recorded_starters(ctx: "Context", release: "Release") -> GateExclusions:
 
     found = GateExclusions()
     found.releasers.add(release.releaser or release.operator)
+    run_ids = {release.ci_run} if release.ci_run else set()
     if release.ci_identity:
         found.ci_identities.add(release.ci_identity)
     for record in ctx.audit.records():
@@ -162,6 +164,8 @@ def recorded_starters(ctx: "Context", release: "Release") -> GateExclusions:
                 found.releasers.add(str(record.data["releaser"]))
             if record.data.get("ci_identity"):
                 found.ci_identities.add(str(record.data["ci_identity"]))
+            if record.data.get("ci_run"):
+                run_ids.add(str(record.data["ci_run"]))
     if ctx.team_mode:
         from coordinator.state.gate_sql import release_starters
         from coordinator.state.postgres import PostgresStore
@@ -169,7 +173,40 @@ def recorded_starters(ctx: "Context", release: "Release") -> GateExclusions:
         assert isinstance(ctx.store, PostgresStore)
         # The login that saved it first started it too, as the database's own self-approval rule says.
         found.releasers.update(name for name in release_starters(ctx.store.db, release.id) if name)
+    _add_triggering_people(ctx, release, found, run_ids)
     return found
+
+
+def _add_triggering_people(ctx: "Context", release: "Release", found: GateExclusions, run_ids: set[str]) -> None:
+    """Re-read every CI run the release's records name and exclude who the CI system says triggered it.
+
+    The records are the client's word: a modified client holding the CI token could name another
+    person as releaser at the first save, or leave the run out. The CI system's own record of the
+    run cannot be rewritten by it, so the triggering person is read again at every gate; a run that
+    ran another commit, or a release a bot started with no run on record, keeps the gate shut.
+    """
+    for run_id in sorted(run_ids):
+        where = f"the CI run {run_id} recorded for {release.tag}"
+        try:
+            run = ctx.ci.triggered_run(run_id)
+        except ForgeError as exc:
+            if exc.status == 404:
+                raise IdentityRefused(f"{where} does not exist: who started the release cannot be checked, so no "
+                                      "approval counts; start the release again from its CI job") from None
+            raise
+        if release.commit_sha and run.head_sha and run.head_sha != release.commit_sha:
+            raise IdentityRefused(f"{where} ran commit {run.head_sha[:12]}, not {release.commit_sha[:12]}: the "
+                                  "record names somebody else's run, so no approval counts")
+        if run.actor:
+            found.releasers.add(run.actor)
+    if run_ids:
+        return
+    for starter in sorted(found.ci_identities | found.releasers):
+        bot = bot_source(ctx, starter)
+        if bot:
+            raise IdentityRefused(f"{release.tag} was started by {starter}, a bot ({bot}), with no CI run on record: "
+                                  "who triggered it is unknown, so no approval counts; start it again from its CI "
+                                  "job (--ci-run)")
 
 
 def not_counted(ctx: "Context", starters: GateExclusions, name: str) -> str | None:

@@ -21,7 +21,7 @@ from tests.unit.test_config import MINIMAL
 
 REPO = Path(__file__).resolve().parents[1]
 
-MEMBERS = ("ci_bot", "alice", "bob", "mallory")
+MEMBERS = ("ci_bot", "alice", "bob", "mallory", "dave")
 
 
 def running_cluster() -> Iterator[PostgresCluster]:

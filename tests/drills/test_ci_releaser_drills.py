@@ -81,6 +81,10 @@ class CI:
     def finish(self, run_id: str, repo: str = "acme/sample") -> None:
         assert self.forge.admin("finish_run", {"repo": repo, "run": int(run_id)}).status_code == 200
 
+    def head(self) -> str:
+        """The commit being released: the checkout's HEAD."""
+        return git(self.forge.origin.work, "rev-parse", "HEAD")
+
     def other_commit_branch(self) -> str:
         """A commit on branch `feature` that is not the checkout's HEAD (the commit being released)."""
         work = self.forge.origin.work
@@ -115,10 +119,11 @@ def start(ci: CI, run_id: str, **env: str) -> subprocess.CompletedProcess[str]:
     return ci.machine("ci").run(*args, env=env or None)
 
 
-def to_the_gate(release: Release, staged_at: datetime) -> Release:
-    """What the stages would have added by the gate; the releaser fields stay as the CLI wrote them."""
+def to_the_gate(release: Release, staged_at: datetime, commit: str) -> Release:
+    """What the stages would have added by the gate (tagging `commit`, the checkout's HEAD, which the CI
+    job's run builds); the releaser fields stay as the CLI wrote them."""
     return release.model_copy(update={
-        "commit_sha": "c" * 40, "smoke_result": "passed", "status": ReleaseStatus.AWAITING_APPROVAL,
+        "commit_sha": commit, "smoke_result": "passed", "status": ReleaseStatus.AWAITING_APPROVAL,
         "completed": [Stage.VALIDATE, Stage.TAG, Stage.BUILD, Stage.STAGE],
         "deployments": {"staging": Deployment(environment="staging", finished_at=staged_at, outcome="verified")},
         "build": BuildInfo(run_id="7", run_url="http://127.0.0.1/run/7", conclusion="success",
@@ -242,7 +247,7 @@ def gate(ci: CI) -> CI:
     store = ReleaseStore(ci.shared_state)
     started = store.load("shop-1.0.0")
     assert started is not None and started.releaser == "alice"
-    store.save(to_the_gate(started, datetime.now(UTC) - timedelta(seconds=5)))
+    store.save(to_the_gate(started, datetime.now(UTC) - timedelta(seconds=5), ci.head()))
     assert missing(ci) == 2  # the gate machine opened the approval issue
     return ci
 
@@ -271,7 +276,7 @@ def test_the_triggering_person_and_the_bot_are_refused_and_two_others_pass_the_g
     record = store.load("shop-1.0.0")
     assert record is not None and record.build is not None
     record.approvals.append(Approval(operator="alice", confirmed_at=datetime.now(UTC), tag="v1.0.0",
-                                     commit_sha="c" * 40, run_id="7", digest=DIGEST, smoke="passed",
+                                     commit_sha=gate.head(), run_id="7", digest=DIGEST, smoke="passed",
                                      verified_by="forge"))
     store.save(record)
     assert len(record.valid_approvals()) == 3  # matching the artifact is not being counted
@@ -302,6 +307,50 @@ def test_a_hand_edited_local_record_does_not_make_the_releaser_an_approver(gate:
     comment(gate, "alice")
     comment(gate, "bob")
     assert missing(gate) == 1
+
+
+# -- the gate re-reads the recorded run: a modified client cannot hide who triggered it ---------------
+
+
+@pytest.fixture
+def bobs_release(ci: CI) -> tuple[CI, ReleaseStore, Release]:
+    """1.0.0 started by bob from his machine (the audit names bob), its record at the gate, ready to rewrite
+    as a modified client holding the CI token would have written it from the start."""
+    assert ci.machine("bob").run("release", "1.0.0").returncode == ExitCode.CHECK_FAILED
+    store = ReleaseStore(ci.shared_state)
+    started = store.load("shop-1.0.0")
+    assert started is not None
+    return ci, store, to_the_gate(started, datetime.now(UTC) - timedelta(seconds=5), ci.head())
+
+
+def test_a_record_naming_another_releaser_for_alices_run_still_refuses_alice(
+        bobs_release: tuple[CI, ReleaseStore, Release]) -> None:
+    ci, store, release = bobs_release
+    store.save(release.model_copy(update={"releaser": "mallory", "releaser_verified_by": "ci-run",
+                                          "ci_identity": "sandbox-admin", "ci_run": ci.dispatch("alice")}))
+    refused(ci.machine("alice").run("approve", "1.0.0"),
+            "alice (forge token owner) started this release and self-approval is forbidden")  # the forge says so
+    assert missing(ci) == 2  # the gate machine opens the approval issue
+    comment(ci, "alice")
+    comment(ci, "carol")
+    assert missing(ci) == 1
+
+
+def test_a_release_a_bot_started_with_no_run_on_record_keeps_the_gate_shut(
+        bobs_release: tuple[CI, ReleaseStore, Release]) -> None:
+    ci, store, release = bobs_release
+    store.save(release.model_copy(update={"releaser": "mallory", "ci_identity": "sandbox-admin", "ci_run": None}))
+    refused(ci.machine("carol").run("approve", "1.0.0"),
+            "v1.0.0 was started by sandbox-admin, a bot (approvals.bots), with no CI run on record")
+    refused(ci.machine("ci").run("resume", "1.0.0"), "with no CI run on record")
+
+
+def test_a_record_naming_a_run_of_another_commit_keeps_the_gate_shut(
+        bobs_release: tuple[CI, ReleaseStore, Release]) -> None:
+    ci, store, release = bobs_release
+    run_id = ci.dispatch("carol", ci.other_commit_branch())
+    store.save(release.model_copy(update={"ci_identity": "sandbox-admin", "ci_run": run_id}))
+    refused(ci.machine("alice").run("approve", "1.0.0"), f"the CI run {run_id} recorded for v1.0.0 ran commit")
 
 
 # -- team mode: the database keeps the releaser the CI job named, once -------------------------------
@@ -352,7 +401,7 @@ def test_team_mode_the_database_keeps_the_triggering_person_as_releaser_once(tea
     store = PostgresStore(psycopg_database(team.dsns["ci"]), "shop")
     started_record = store.load("shop-1.0.0")
     assert started_record is not None
-    store.save(to_the_gate(started_record, datetime.now(UTC) - timedelta(seconds=5)))
+    store.save(to_the_gate(started_record, datetime.now(UTC) - timedelta(seconds=5), team.head()))
     refused(team.machine("alice", approvals=team_approvals()).run("approve", "1.0.0"),
             "alice (forge token owner) started this release and self-approval is forbidden")
 

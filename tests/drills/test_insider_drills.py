@@ -7,8 +7,10 @@ the CLI's exit code and one-line reason, the gate still closed (`resume` exits 4
 release record unchanged, and `audit verify` still passing.
 
 The team: ci_bot (the CI job, a bot), alice and bob (approvers), mallory (a developer,
-not an approver). The owner's gate policy: two approvals from alice or bob, no
-self-approval, ci_bot never approves.
+not an approver) and dave (a developer who started release 1.0.0 from his own machine; a
+release the bot starts needs a CI run on record, `tests/drills/test_ci_releaser_drills.py`).
+The owner's gate policy: two approvals from alice or bob, no self-approval, ci_bot never
+approves.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def team_db(pg_cluster: PostgresCluster) -> TeamDatabase:
     team = fresh_database(pg_cluster)
     owner(team).run("state", "policy", "--approvers", "alice,bob", "--bots", "ci_bot", "--required", "2",
                     "--forbid-self-approval")
-    PostgresStore(team.connect("ci_bot"), "shop").save(at_gate("1.0.0", releaser="ci_bot"))
+    PostgresStore(team.connect("dave"), "shop").save(at_gate("1.0.0", releaser="dave"))
     return team
 
 
@@ -215,7 +217,7 @@ def test_the_approval_time_is_the_servers(team_db: TeamDatabase) -> None:
     store = PostgresStore(team_db.connect("alice"), "shop")
     forged = Approval(operator="alice", confirmed_at=datetime.now(UTC) + timedelta(days=365), tag="v1.0.0",
                       commit_sha="c" * 40, run_id="7", digest=DIGEST, smoke="passed", verified_by="database")
-    store.add_approval(at_gate("1.0.0", releaser="ci_bot"), forged)
+    store.add_approval(at_gate("1.0.0", releaser="dave"), forged)
     with raw(team_db, "bob") as conn:
         row = conn.execute("SELECT confirmed_at <= now() AND confirmed_at > now() - interval '1 minute' "
                            "FROM coordinator.approvals").fetchone()
@@ -242,7 +244,7 @@ def test_an_approver_removed_from_the_policy_no_longer_counts_at_the_gate(team_d
 
 
 def test_a_revision_that_changes_the_releaser_or_the_digest_is_refused(team_db: TeamDatabase, machines: Any) -> None:
-    recorded = at_gate("1.0.0", releaser="ci_bot")
+    recorded = at_gate("1.0.0", releaser="dave")
     swaps = {"releaser": recorded.model_copy(update={"releaser": "release-bot"}),
              "digest": recorded.model_copy(update={"build": recorded.build.model_copy(update={"digest": OTHER_DIGEST})}
                                            if recorded.build else None)}
@@ -257,7 +259,7 @@ def test_a_revision_that_changes_the_releaser_or_the_digest_is_refused(team_db: 
                          "VALUES ('shop-1.0.0', 99, 'shop', '{}')")
     status = machines("bob", team_db.dsn("bob"), approvals=APPROVALS).run("status", "--json")
     shown = next(r for r in json.loads(status.stdout) if r["version"] == "1.0.0")
-    assert shown["build"]["digest"] == DIGEST and shown["releaser"] == "ci_bot"
+    assert shown["build"]["digest"] == DIGEST and shown["releaser"] == "dave"
 
 
 def test_naming_another_releaser_at_the_start_does_not_allow_self_approval(team_db: TeamDatabase,
@@ -383,7 +385,7 @@ def v1_database(cluster: PostgresCluster) -> TeamDatabase:
 def test_state_migrate_moves_a_v1_database_and_its_forged_rows_stop_counting(pg_cluster: PostgresCluster,
                                                                               machines: Any) -> None:
     team = v1_database(pg_cluster)
-    record = at_gate("1.0.0", releaser="ci_bot")
+    record = at_gate("1.0.0", releaser="dave")
     with raw(team, "mallory") as conn:  # version 1 let any login write this
         conn.execute("INSERT INTO coordinator.release_revisions (release_id, rev, project, body) VALUES (%s, 1, 'shop', %s)",
                      (record.id, json.dumps(record.model_dump(mode="json"))))
