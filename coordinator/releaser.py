@@ -76,13 +76,7 @@ def verified_run(ctx: "Context", run_id: str, source: str) -> "CIRun":
 
     repo = ctx.config.ci.repo or ctx.config.forge.repo
     where = f"CI run {run_id} ({source})"
-    try:
-        run = ctx.ci.triggered_run(run_id)
-    except ForgeError as exc:
-        if exc.status == 404:
-            raise IdentityRefused(f"{where} does not exist in {repo}: name the run of the CI job that runs this "
-                                  "release") from None
-        raise
+    run = _read_run(ctx, run_id, f"{where} does not exist in {repo}: name the run of the CI job that runs this release")
     if run.repository and run.repository.casefold() != repo.casefold():
         raise IdentityRefused(f"{where} belongs to {run.repository}, not {repo}: name a run of this repository")
     if run.is_completed:
@@ -102,6 +96,16 @@ def verified_run(ctx: "Context", run_id: str, source: str) -> "CIRun":
         raise IdentityRefused(f"{where} was triggered by {run.actor}, a bot ({bot}): a release needs a person as "
                               "its releaser")
     return run
+
+
+def _read_run(ctx: "Context", run_id: str, missing: str) -> "CIRun":
+    """Run `run_id` as the CI system records it; IdentityRefused(`missing`) when it has no such run."""
+    try:
+        return ctx.ci.triggered_run(run_id)
+    except ForgeError as exc:
+        if exc.status == 404:
+            raise IdentityRefused(missing) from None
+        raise
 
 
 def _run_pointer(ctx: "Context", option: str | None) -> tuple[str, str] | None:
@@ -187,13 +191,8 @@ def _add_triggering_people(ctx: "Context", release: "Release", found: GateExclus
     """
     for run_id in sorted(run_ids):
         where = f"the CI run {run_id} recorded for {release.tag}"
-        try:
-            run = ctx.ci.triggered_run(run_id)
-        except ForgeError as exc:
-            if exc.status == 404:
-                raise IdentityRefused(f"{where} does not exist: who started the release cannot be checked, so no "
-                                      "approval counts; start the release again from its CI job") from None
-            raise
+        run = _read_run(ctx, run_id, f"{where} does not exist: who started the release cannot be checked, so no "
+                                     "approval counts; start the release again from its CI job")
         if release.commit_sha and run.head_sha and run.head_sha != release.commit_sha:
             raise IdentityRefused(f"{where} ran commit {run.head_sha[:12]}, not {release.commit_sha[:12]}: the "
                                   "record names somebody else's run, so no approval counts")
