@@ -120,6 +120,15 @@ class Announcement(Record):
     pending: list[str] = Field(default_factory=list)
 
 
+class GateReading(Record):
+    """What the production hosts ran when the release reached the gate (status.yml, read once)."""
+
+    environment: str
+    digest: str  # the artifact the gate was for: a rebuilt artifact reads the hosts again
+    live: str | None  # as the gate summary shows it; None when nothing runs there
+    read_at: datetime
+
+
 class Intent(Record):
     """An irreversible action we are about to take; cleared when its outcome is known."""
 
@@ -147,6 +156,7 @@ class Release(Record):
     smoke_result: str | None = None  # of the environment before the gate; part of the approval
     approvals: list[Approval] = Field(default_factory=list)
     announcement: Announcement = Field(default_factory=Announcement)
+    gate_reading: GateReading | None = None  # the gate summary's read of production, reused by `approve`
     stage_seconds: dict[str, float] = Field(default_factory=dict)  # wall time of each stage's last run
     intent: Intent | None = None
     last_error: str | None = None
