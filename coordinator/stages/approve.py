@@ -163,6 +163,9 @@ def approvals_missing(ctx: Context, release: Release) -> int:
 def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
     missing = approvals_missing(ctx, release)
     if missing == 0:
+        from coordinator import gate_reading
+
+        gate_reading.cancel(release)  # no summary to show: the production reading is not needed
         ctx.out.info(f"approved by {', '.join(approvers_counted(ctx, release))}")
         return
     summary = gate_summary(ctx, release)
