@@ -1,7 +1,7 @@
 """`python -m bench [--runs N] [--only a,b] [--hosts 1,5,20]`: bring the world up, measure, print tables.
 
-Figures are medians of N runs (default 5) with ratios against the baselines measured in
-the same run (the seed's shell recipe; the peer playbook an Ansible engineer writes in ten
+Figures are medians of N runs (default 5), printed with their spread (min-max of the runs),
+with ratios against the baselines measured in the same run (the seed's shell recipe; the peer playbook an Ansible engineer writes in ten
 minutes), and CPU-seconds per host on the controller and on the targets (bench/cpu.py);
 everything is also written to bench/results/latest.json (a partial run keeps the rest).
 """
@@ -52,11 +52,12 @@ def environment() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median reported)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (the median and the spread, min-max, reported)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {', '.join(SCENARIOS)}")
     parser.add_argument("--hosts", default="1,5,20", help="host counts of the fleet scenario (default 1,5,20)")
     parser.add_argument("--approaches", default="deploy,peer,recipe",
-                        help="approaches the fleet scenario measures (default deploy,peer,recipe)")
+                        help="approaches the fleet scenario measures (default deploy,peer,recipe; mitogen: ours "
+                             "under the opt-in Mitogen strategy, also on 1 host in the deploy scenario)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/latest.json")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -71,8 +72,8 @@ def main() -> None:
         parser.error(f"--hosts {args.hosts!r}: host counts go from 1 to 20 (the ports reserved per approach)")
 
     approaches = tuple(name.strip() for name in args.approaches.split(",") if name.strip())
-    if not approaches or not set(approaches) <= {"deploy", "peer", "recipe"}:
-        parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe")
+    if not approaches or not set(approaches) <= {"deploy", "peer", "recipe", "mitogen"}:
+        parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe, mitogen")
 
     from bench import cpu, report, scenarios
     from sandbox.world import up
@@ -88,7 +89,7 @@ def main() -> None:
 
         images = build_bench_images()
         if "deploy" in chosen:
-            figures.update(scenarios.deploy_one_host(images, args.runs))
+            figures.update(scenarios.deploy_one_host(images, args.runs, approaches))
         if "rollback" in chosen:
             figures.update(scenarios.rollback_time(images, args.runs))
         if "fleet" in chosen:
@@ -100,7 +101,7 @@ def main() -> None:
 
     env = environment()
     print(f"environment: {json.dumps(env)}")
-    print(f"runs per figure: {args.runs} (median)")
+    print(f"runs per figure: {args.runs} (median; spread = min-max of the runs)")
     figures |= scenarios.across_fleet_sizes(figures)
     print(report.render(figures, GOALS))
     if not args.no_save:

@@ -35,16 +35,27 @@ PEER_DIR = REPO_ROOT / "bench" / "peer"
 SSH_DIR = REPO_ROOT / ".sandbox" / "ssh"
 HEALTH_INTERVAL_S = 0.25
 APPROACHES = ("deploy", "peer", "recipe")
+# Measured only when asked (--approaches): our deploy.yml under Mitogen's strategy
+# (mitogen_envvars), on containers of its own so it really replaces one too.
+OPTIONAL_APPROACHES = ("mitogen",)
+ALL_APPROACHES = APPROACHES + OPTIONAL_APPROACHES
 # Host n of an approach publishes on PORT_BASE[approach] + n (n = 1..20).
-PORT_BASE = {"deploy": 45400, "peer": 45430, "recipe": 45460}
+PORT_BASE = {"deploy": 45400, "peer": 45430, "recipe": 45460, "mitogen": 45490}
 
 
 def deploy_vars(digest: str, version: str, *, lock: bool = False) -> dict[str, Any]:
-    """The extra vars deploy.yml gets; with `lock`, also the lock vars the coordinator passes."""
+    """The extra vars deploy.yml gets; with `lock`, also the lock vars the coordinator passes.
+
+    The bench's images are built the same way every time, so their digests recur: a host's
+    record may mark one bad (the rollback scenario does, and so do other worktrees' tests on
+    this machine's shared host records). The bench allows it, as the operator's --force does;
+    the refusal itself is tested in tests/, not measured here.
+    """
     extravars: dict[str, Any] = {
         "docker_release_image": IMAGE, "docker_release_digest": digest, "docker_release_version": version,
         "docker_release_deployed_by": "bench", "docker_release_release_id": f"bench-{version}",
         "release_health_timeout": 120, "release_health_interval": HEALTH_INTERVAL_S,
+        "docker_release_allow_bad_digest": True,
     }
     if lock:
         # As coordinator/stages/deploy.py: deploy.yml takes the lock on every host and gives it back.
@@ -61,6 +72,17 @@ def playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any], *, 
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
     return run_playbook(ansible_dir=PEER_DIR if peer else REPO_ROOT, playbook=playbook_name, inventory=inventory,
                         extravars=extravars, ident=f"bench-{playbook_name}", env=env, timeout_s=600)
+
+
+def mitogen_envvars() -> dict[str, str]:
+    """ansible-playbook under Mitogen's linear strategy (measured as an approach, not offered:
+    docs/performance.md). Needs `pip install mitogen==0.3.54` in the venv."""
+    try:
+        import ansible_mitogen  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        raise RuntimeError("the mitogen approach needs Mitogen: .venv/bin/pip install mitogen==0.3.54") from None
+    plugins = Path(ansible_mitogen.__file__).resolve().parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
 def alternating(images: BenchImages, i: int) -> tuple[str, str]:
@@ -104,7 +126,8 @@ def production_target(approach: str) -> Target:
     there; the peer and the recipe get containers of their own on the same host."""
     if approach == "deploy":
         return Target(inventory=PRODUCTION, containers=[("sample-prod1", 45081)])
-    name, port = {"peer": ("bench-peer", 45093), "recipe": ("bench-recipe", 45090)}[approach]
+    name, port = {"peer": ("bench-peer", 45093), "recipe": ("bench-recipe", 45090),
+                  "mitogen": ("bench-mitogen", 45094)}[approach]
     return Target(inventory=PRODUCTION, containers=[(name, port)],
                   overrides={"docker_release_container_name": name, "docker_release_published_port": port,
                              "release_health_base_url": f"http://127.0.0.1:{port}"})
@@ -123,9 +146,10 @@ def deploy_once(approach: str, target: Target, digest: str, version: str,
             result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides | interpreter,
                               peer=True, control_dir=Path(control_dir), extra_env=extra_env)
         else:
+            strategy = mitogen_envvars() if approach == "mitogen" else {}
             result = playbook("deploy.yml", target.inventory,
                               deploy_vars(digest, version, lock=True) | target.overrides | interpreter,
-                              control_dir=Path(control_dir), extra_env=extra_env)
+                              control_dir=Path(control_dir), extra_env={**strategy, **(extra_env or {})})
         cpu.end_ssh_masters()  # before the socket directory goes
     if not result.ok:
         raise RuntimeError(f"the {approach} deploy of {version} to {target.inventory} failed: {result.summary()}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.compare import APPROACHES
+from bench.compare import ALL_APPROACHES
 
-LABELS = {"deploy": "our deploy.yml", "peer": "peer playbook", "recipe": "shell recipe"}
+LABELS = {"deploy": "our deploy.yml", "peer": "peer playbook", "recipe": "shell recipe", "mitogen": "ours, Mitogen"}
 # (what the goal says, the figure's key in the results)
 GOAL_ROWS = (
     ("deploy + verify 1 host / recipe", "deploy_ratio"),
@@ -19,13 +19,18 @@ GOAL_ROWS = (
 )
 
 
+def spread(raw: list[float] | None) -> str:
+    """'3.20-3.50' for the runs behind a median: how far one run moves on this shared machine."""
+    return f"{min(raw):.2f}-{max(raw):.2f}" if raw else ""
+
+
 def _approach_rows(figures: dict[str, Any]) -> list[str]:
     rows = []
     prefixes = ["host1"] + sorted({key.split("_")[0] for key in figures if key.startswith("fleet") and
-                                   any(key.endswith(f"_{a}_seconds") for a in APPROACHES)}, key=lambda p: int(p[5:]))
+                                   any(key.endswith(f"_{a}_seconds") for a in ALL_APPROACHES)}, key=lambda p: int(p[5:]))
     for prefix in prefixes:
         recipe = figures.get(f"{prefix}_recipe_seconds")
-        for approach in APPROACHES:
+        for approach in ALL_APPROACHES:
             seconds = figures.get(f"{prefix}_{approach}_seconds")
             if seconds is None:
                 continue
@@ -34,7 +39,7 @@ def _approach_rows(figures: dict[str, Any]) -> list[str]:
             cpu = [figures.get(f"{prefix}_{approach}_{part}_cpu_per_host", float("nan"))
                    for part in ("controller", "controller_runner", "controller_playbook", "target", "target_sshd",
                                 "target_docker", "machine")]
-            rows.append(f"{where:<15} {LABELS[approach]:<15} {seconds:>8.2f} {ratio:>8} "
+            rows.append(f"{where:<15} {LABELS[approach]:<15} {seconds:>8.2f} {spread(figures.get(f'{prefix}_{approach}_raw_seconds')):>11} {ratio:>8} "
                         + " ".join(f"{value:>7.2f}" for value in cpu))
     return rows
 
@@ -62,9 +67,10 @@ def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
     lines = []
     approach_rows = _approach_rows(figures)
     if approach_rows:
-        lines += ["", "per approach (median seconds; ratio to the recipe on the same hosts; CPU-seconds per host:",
+        lines += ["", "per approach (median seconds, spread = min-max of the runs; ratio to the recipe on the same hosts;",
+                  " CPU-seconds per host (medians):",
                   " ctrl = runner + playbook tree, target = sshd sessions + docker daemons, machine = whole box)",
-                  f"{'hosts':<15} {'approach':<15} {'seconds':>8} {'/recipe':>8} {'ctrl':>7} {'runner':>7} "
+                  f"{'hosts':<15} {'approach':<15} {'seconds':>8} {'spread':>11} {'/recipe':>8} {'ctrl':>7} {'runner':>7} "
                   f"{'playbk':>7} {'target':>7} {'sshd':>7} {'docker':>7} {'machine':>7}", *approach_rows]
     fit_rows = [f"{LABELS[approach]:<15} {side:<11} {fit['fixed_per_run']:>8.2f} {fit['marginal_per_host']:>10.2f}"
                 for side in ("controller", "target")
@@ -94,6 +100,10 @@ def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
               if isinstance(value, float) and not key.startswith(("host1_", "fleet")) and key not in goals]
     others += [f"{key:<40} {value:>10.3f}" for key, value in figures.items()
                if isinstance(value, float) and key.startswith("fleet") and key.count("_") == 1]
+    spreads = [f"{key[:-len('_raw')]:<40} {spread(value):>11}  ({len(value)} runs)" for key, value in figures.items()
+               if key.endswith("_raw") and isinstance(value, list) and value]
     if others:
         lines += ["", "other figures", *others]
+    if spreads:
+        lines += ["", "spread of the other timed figures (min-max of the runs)", *spreads]
     return "\n".join(lines)

@@ -83,11 +83,16 @@ def merge_figures(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def deploy_one_host(images: BenchImages, runs: int) -> dict[str, Any]:
+def deploy_one_host(images: BenchImages, runs: int,
+                    approaches: tuple[str, ...] = compare.APPROACHES) -> dict[str, Any]:
     """deploy.yml (lock, deploy + health, final check, unlock) on the SSH production host vs
-    the peer playbook and the recipe over ssh on the same host, each with its CPU."""
-    targets = {approach: compare.production_target(approach) for approach in compare.APPROACHES}
+    the peer playbook and the recipe over ssh on the same host, each with its CPU (and ours
+    under Mitogen when `approaches` names it)."""
+    targets = {approach: compare.production_target(approach)
+               for approach in compare.ALL_APPROACHES if approach in set(approaches) | set(compare.APPROACHES)}
     figures = _compare_all("host1", 1, targets, images, runs)
+    if any(f"host1_{a}_seconds" not in figures for a in compare.APPROACHES):
+        return figures  # an approach failed (its error is in the figures): no ratios
     ours, peer, recipe = (figures[f"host1_{a}_seconds"] for a in compare.APPROACHES)
     # The per-host CPU of this scenario is reported under its own keys; the fleet's host
     # count "1" uses a fleet inventory like 5 and 20.
@@ -127,6 +132,7 @@ def _time_to_restore(images: BenchImages, broken: str, version: str, health_time
         raise RuntimeError(f"the broken {version} deployed successfully: the health gate did not catch it")
     # As the coordinator does: rollback.yml of the hosts still on the bad digest. deploy.yml
     # has already restored the host (then this leaves it alone); the watcher decides.
+    # (deploy_vars allows a digest marked bad: run after run, this one is.)
     _playbook("rollback.yml", PRODUCTION, {"rollback_from_digest": broken})
     deadline = time.monotonic() + 60
     while "at" not in restored and time.monotonic() < deadline:
@@ -157,7 +163,7 @@ def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20),
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         for size in sizes:
-            targets = {a: compare.fleet_inventory(Path(tmp), a, size) for a in compare.APPROACHES if a in approaches}
+            targets = {a: compare.fleet_inventory(Path(tmp), a, size) for a in compare.ALL_APPROACHES if a in approaches}
             figures = merge_figures(figures, _compare_all(f"fleet{size}", size, targets, images, runs))
             ours, recipe = figures.get(f"fleet{size}_deploy_seconds"), figures.get(f"fleet{size}_recipe_seconds")
             if ours is None:

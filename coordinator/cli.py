@@ -197,7 +197,7 @@ def approve(state: State, version: str, reason: str | None) -> None:
         record = ctx.store.load(release_id)
         if record is None:
             raise UsageError(f"no release {parsed} in {ctx.store.describe()} yet: run `coordinator release {parsed}` first")
-        ctx.out.line(gate_summary(ctx, record) if record.build else "")
+        ctx.out.line(gate_summary(ctx, record, reuse_reading=True) if record.build else "")
         approval = record_approval(ctx, record, identity, reason)
         ctx.store.save(record)
     ctx.out.success(f"{identity.describe()} approved {record.tag} at {approval.digest}; run `coordinator resume`")

@@ -5,6 +5,8 @@ Nothing here writes: no tag, no deploy, no message, no audit record, no release 
 
 from __future__ import annotations
 
+import threading
+
 from pydantic import BaseModel
 
 from coordinator.context import Context
@@ -123,13 +125,14 @@ def _registry_digest(ctx: Context, tag: str) -> str | None:
         return None
 
 
-def environment_state(ctx: Context, name: str, digest: str | None) -> PlannedEnvironment:
+def environment_state(ctx: Context, name: str, digest: str | None,
+                      cancel: threading.Event | None = None) -> PlannedEnvironment:
     """What runs on each host now (status.yml: read-only), and whether the release changes it."""
     from coordinator.ansible import run_playbook
 
     env = ctx.config.environments[name]
     result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="status.yml", inventory=env.inventory,
-                          extravars={}, ident=f"plan-status-{name}", timeout_s=300,
+                          extravars={}, ident=f"plan-status-{name}", timeout_s=300, cancel=cancel,
                           control_dir=ctx.ssh_control.path, allow_no_hosts=env.allow_no_hosts)
     hosts = []
     for host, data in sorted(result.reported.items()):

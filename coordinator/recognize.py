@@ -10,6 +10,7 @@ this machine's records, because in a team the release may have been done elsewhe
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from coordinator.context import Context
@@ -37,10 +38,10 @@ class Live:
         return ", ".join(f"{host} {version or 'nothing'}" for host, version in sorted(self.versions.items()))
 
 
-def live_in(ctx: Context, environment: str) -> Live:
+def live_in(ctx: Context, environment: str, cancel: threading.Event | None = None) -> Live:
     from coordinator.plan import environment_state
 
-    state = environment_state(ctx, environment, None)
+    state = environment_state(ctx, environment, None, cancel=cancel)
     return Live({h.host: h.running_version for h in state.hosts}, {h.host: h.running_digest for h in state.hosts},
                 state.error)
 

@@ -120,6 +120,15 @@ class Announcement(Record):
     pending: list[str] = Field(default_factory=list)
 
 
+class GateReading(Record):
+    """What the production hosts ran when the release reached the gate (status.yml, read once)."""
+
+    environment: str
+    digest: str  # the artifact the gate was for: a rebuilt artifact reads the hosts again
+    live: str | None  # as the gate summary shows it; None when nothing runs there
+    read_at: datetime
+
+
 class Intent(Record):
     """An irreversible action we are about to take; cleared when its outcome is known."""
 
@@ -151,6 +160,7 @@ class Release(Record):
     approvals: list[Approval] = Field(default_factory=list)
     gate_counted: dict[str, datetime] = Field(default_factory=dict)  # who the gate counted at promote, and when
     announcement: Announcement = Field(default_factory=Announcement)
+    gate_reading: GateReading | None = None  # the gate summary's read of production, reused by `approve`
     stage_seconds: dict[str, float] = Field(default_factory=dict)  # wall time of each stage's last run
     intent: Intent | None = None
     last_error: str | None = None

@@ -14,17 +14,34 @@ from coordinator.config import IdentityMode
 from coordinator.context import Context
 from coordinator.errors import AwaitingApproval, GateRefused, IdentityRefused
 from coordinator.identity import Identity, check_may_approve, same_identity, verify_identity
-from coordinator.release import Approval, Release, ReleaseStatus, utcnow
+from coordinator.release import Approval, GateReading, Release, ReleaseStatus, utcnow
 from coordinator.releaser import not_counted, recorded_starters
 
 
-def gate_summary(ctx: Context, release: Release) -> str:
-    """The text the operator reads before saying yes: exactly what would be promoted."""
+def gate_summary(ctx: Context, release: Release, *, reuse_reading: bool = False) -> str:
+    """The text the operator reads before saying yes: exactly what would be promoted.
+
+    With `reuse_reading` (the `approve` command) the "live there now" line is the reading
+    taken when the release reached the gate, with its time, instead of a second status.yml
+    run on every production host (2-3 s). Nothing the gate decides rests on that line: the
+    approval binds to the tag, commit, CI run, digest and smoke result, all in the record,
+    and the promote re-reads every host under its deploy lock before it changes one (lock
+    pass, all-or-none, the previous release recorded on each host). So the hosts are asked
+    again only when there is no reading for this artifact and environment.
+    """
     from coordinator.render import render
 
     assert release.build is not None
     staging = release.deployments.get(ctx.config.promote_from)
-    previous = live_now(ctx, release)
+    reading = release.gate_reading
+    if (reuse_reading and reading is not None and reading.environment == ctx.config.promote_to
+            and reading.digest == release.build.digest):
+        previous = (f"{reading.live} (read from the hosts at {reading.read_at:%Y-%m-%d %H:%M:%S} UTC, "
+                    "when the release reached the gate)" if reading.live else None)
+    else:
+        previous = live_now(ctx, release)
+        release.gate_reading = GateReading(environment=ctx.config.promote_to, digest=release.build.digest,
+                                           live=previous, read_at=utcnow())
     return render("gate_summary.txt.j2", {
         "project": release.project, "version": release.version, "tag": release.tag,
         "commit": release.commit_sha, "digest": release.build.digest, "image": release.build.image,
@@ -35,10 +52,15 @@ def gate_summary(ctx: Context, release: Release) -> str:
 
 
 def live_now(ctx: Context, release: Release) -> str | None:
-    """What production runs, as its hosts report it (status.yml); the records only if the hosts cannot say."""
+    """What production runs, as its hosts report it (status.yml, read beside the staging deploy
+    when this process ran it: coordinator/gate_reading.py); the records only if the hosts cannot say."""
+    from coordinator import gate_reading
     from coordinator.errors import CoordinatorError
     from coordinator.recognize import live_in
 
+    answered, live_early = gate_reading.take(release, ctx.config.promote_to)
+    if answered:
+        return live_early
     try:
         live = live_in(ctx, ctx.config.promote_to)
         if not live.error:
@@ -150,6 +172,9 @@ def approvals_missing(ctx: Context, release: Release) -> int:
 def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
     missing = approvals_missing(ctx, release)
     if missing == 0:
+        from coordinator import gate_reading
+
+        gate_reading.cancel(release)  # no summary to show: the production reading is not needed
         ctx.out.info(f"approved by {', '.join(approvers_counted(ctx, release))}")
         return
     summary = gate_summary(ctx, release)

@@ -9,6 +9,7 @@ import subprocess
 
 import httpx
 
+from coordinator import gate_reading
 from coordinator.context import Context
 from coordinator.errors import DeployFailed
 from coordinator.release import Release
@@ -53,17 +54,23 @@ def run_stage(ctx: Context, release: Release) -> None:
 
     environment = ctx.config.promote_from
     assert release.build is not None
+    if not release.valid_approvals():  # the gate will show what production runs: read it meanwhile
+        gate_reading.start(ctx, release)
     try:
         result = deploy_environment(ctx, release, environment)  # takes the lock and, when all passed, gives it back
         if not result.ok:
             if removed_first_release(result):
                 fail_first_release(ctx, release, environment, result)
             fail_deploy(ctx, release, environment, result)
+    except BaseException:
+        gate_reading.cancel(release)
+        raise
     finally:
         drop_lock(ctx, release, environment)  # only when a failed run left it held
     problem = run_smoke(ctx, release, environment)
     release.smoke_result = "passed" if problem is None else f"failed: {problem}"
     if problem is not None:
+        gate_reading.cancel(release)
         ctx.audit.append(AuditEvent.STAGE_FAILED, operator=ctx.operator, release_id=release.id, version=release.version,
                          environment=environment, outcome="smoke_failed", data={"reason": problem})
         raise DeployFailed(f"smoke test on {environment} failed: {problem}; production untouched")

@@ -116,3 +116,17 @@ def test_a_deploy_behind_an_engine_past_our_newest_version_fails_saying_upgrade_
     assert "40.0.0" in failure and "1.53" in failure and "1.52" in failure and "upgrade coordinator" in failure, failure
     assert set(future.versions_seen) == {""}
     assert not container_exists(inventory.container("web"))
+
+
+def test_a_module_call_negotiates_once_however_many_engine_objects_it_makes(engine29: EngineProxy) -> None:
+    """A health wait makes an Engine per poll; GET /version is asked once per socket per call
+    (Docker 20.10 answers it by running `runc --version` and `docker-init --version`)."""
+    first = docker_engine.Engine(str(engine29.socket_path), timeout=10)
+    second = docker_engine.Engine(str(engine29.socket_path), timeout=10)
+
+    assert first.inspect_container("no-such-container-for-negotiation") is None
+    assert second.inspect_container("no-such-container-for-negotiation") is None
+
+    assert second.api_version == "1.52"
+    assert engine29.versions_seen.count("") == 1, engine29.versions_seen
+    assert engine29.versions_seen.count("1.52") == 2, engine29.versions_seen

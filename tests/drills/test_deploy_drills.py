@@ -10,6 +10,7 @@ codes" describe the same outcomes.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from coordinator.errors import ExitCode
 from sandbox.coordinator_config import IMAGE, PRODUCTION_URL, STAGING_URL
+from sandbox.forge_seed import wait_for_green
 from tests.drills.conftest import (
     RegistrySwitch,
     audit_events,
@@ -297,3 +299,29 @@ def test_a_failed_first_release_removes_the_container_and_releases_the_lock(
     assert rw.coordinator("resume").returncode == ExitCode.USAGE
     again = rw.coordinator("release", "1.0.1")
     assert again.returncode == ExitCode.USAGE and "marked bad" in again.stderr, again.stderr
+
+
+def test_approve_shows_what_production_ran_at_the_gate_without_asking_the_hosts_again(
+        release_world: ReleaseWorld, tmp_path: Path) -> None:
+    """`release` reads production once for the gate summary (beside the staging deploy); `approve`
+    shows that reading with its time instead of a second status.yml: here production cannot be
+    reached any more when `approve` runs, and the summary still says what ran at the gate."""
+    from sandbox import sample
+
+    rw = release_world
+    configure(rw)
+    release_to_production(rw, "1.0.0")
+    sample.bump(rw.checkout, "1.1.0", "### Changed\n- Faster start-up.")
+    wait_for_green(rw.forge, rw.head())
+    gate = rw.coordinator("release", "1.1.0")
+    assert gate.returncode == ExitCode.AWAITING_APPROVAL, gate.stdout + gate.stderr
+    assert "live there now     1.0.0\n" in gate.stdout, gate.stdout
+    configure(rw, production=inventory_copy(tmp_path, "production", **ssh_host_vars(closed_port())))
+
+    approved = rw.coordinator("approve", "1.1.0", operator="ops-lead")
+
+    assert approved.returncode == ExitCode.OK, approved.stdout + approved.stderr
+    shown = next(line for line in approved.stdout.splitlines() if "live there now" in line)
+    assert re.fullmatch(r"  live there now     1\.0\.0 \(read from the hosts at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, "
+                        r"when the release reached the gate\)", shown), shown
+    assert "from release records" not in approved.stdout

@@ -192,17 +192,22 @@ def test_sigint_stops_at_the_next_safe_point_with_exit_11_and_resumes(release_wo
 
 
 @pytest.mark.world
-def test_a_failing_forge_release_after_verify_is_exit_13_and_resume_finishes(release_world: ReleaseWorld):
+def resume_past_the_gate_while_the_forge_fails(rw: ReleaseWorld, path_regex: str) -> subprocess.CompletedProcess:
+    """release and approve 1.0.0, then `resume` while the forge answers 500 on `path_regex`."""
     from tests.drills.forge_helpers import configure_standin
 
-    rw = release_world
     assert rw.coordinator("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL
     assert rw.coordinator("approve", "1.0.0", operator="ops-lead").returncode == ExitCode.OK
-    configure_standin(rw, fail_500_count=50, fail_500_path=r"/repos/acme/sample/releases$")
+    configure_standin(rw, fail_500_count=50, fail_500_path=path_regex)
     try:
-        result = rw.coordinator("resume")
+        return rw.coordinator("resume")
     finally:
         configure_standin(rw, fail_500_count=0)
+
+
+def test_a_failing_forge_release_after_verify_is_exit_13_and_resume_finishes(release_world: ReleaseWorld):
+    rw = release_world
+    result = resume_past_the_gate_while_the_forge_fails(rw, r"/repos/acme/sample/releases$")
     assert result.returncode == ExitCode.ANNOUNCE_PENDING, result.stdout + result.stderr
     assert "production verified" in result.stdout
     record = release_record(rw, "1.0.0")
@@ -211,3 +216,31 @@ def test_a_failing_forge_release_after_verify_is_exit_13_and_resume_finishes(rel
     done = rw.coordinator("resume")
     assert done.returncode == ExitCode.OK, done.stdout + done.stderr
     assert rw.forge.get(f"{FORGE_URL}/api/v1/repos/acme/sample/releases/tags/v1.0.0").status_code == 200
+
+
+def test_an_issue_that_cannot_be_closed_is_named_with_its_cause_and_resume_closes_it(release_world: ReleaseWorld):
+    """The milestone's issues are closed side by side: the one that fails is named with the
+    forge's cause, the others are closed, and the milestone stays open for `resume`."""
+    from sandbox.forge_seed import REPO_API, create_milestone_with_issues
+
+    rw = release_world
+    create_milestone_with_issues(rw.forge, "1.0.0", ["Serve /health", "Serve /version", "Log requests"])
+    issues = rw.forge.get(f"{REPO_API}/issues", params={"milestones": "1.0.0", "state": "open", "type": "issues"}).json()
+    stuck = next(issue["number"] for issue in issues if issue["title"] == "Serve /version")
+    result = resume_past_the_gate_while_the_forge_fails(rw, rf"/repos/acme/sample/issues/{stuck}$")
+
+    assert result.returncode == ExitCode.ANNOUNCE_PENDING, result.stdout + result.stderr
+    warning = next(line for line in (result.stdout + result.stderr).splitlines() if "milestone pending" in line)
+    assert f"could not close 1 issue(s) of milestone 1.0.0: #{stuck}: " in warning and "500" in warning, warning
+    record = release_record(rw, "1.0.0")
+    assert record["announcement"]["pending"] == ["milestone"]
+    assert sorted(record["announcement"]["issues_closed"]) == sorted(i["number"] for i in issues if i["number"] != stuck)
+    assert record["announcement"]["forge_release_id"] is not None and record["announcement"]["notified"]
+    still_open = rw.forge.get(f"{REPO_API}/issues", params={"milestones": "1.0.0", "state": "open", "type": "issues"}).json()
+    assert [issue["number"] for issue in still_open] == [stuck]
+
+    done = rw.coordinator("resume")
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    assert f"closed #{stuck} Serve /version" in done.stdout
+    assert rw.forge.get(f"{REPO_API}/issues", params={"milestones": "1.0.0", "state": "open", "type": "issues"}).json() == []
+    assert rw.coordinator("audit", "verify").returncode == ExitCode.OK

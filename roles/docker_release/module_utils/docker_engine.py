@@ -20,6 +20,13 @@ import urllib.parse
 MIN_API = (1, 41)  # Docker 20.10: the oldest engine whose answers this client reads
 MAX_API = (1, 52)  # Docker 29: the newest API this client was checked against (endpoints and fields it uses)
 
+# socket path -> (the engine's GET /version report, the API version chosen): one negotiation
+# per socket for the whole module call, however many Engine objects it makes (a health wait
+# makes one per poll). Docker 20.10 answers GET /version by running `runc --version` and
+# `docker-init --version` on the host, so asking once per poll cost a host two processes a
+# poll. One process is one module call, so an engine upgraded between calls is seen anew.
+_NEGOTIATED: dict = {}
+
 
 class EngineError(Exception):
     """The engine refused or could not be reached; the message is the engine's own, in one line."""
@@ -90,7 +97,7 @@ class Engine:
     """The endpoints a release needs; every call raises EngineError with the engine's message.
 
     The API version is negotiated on first use (one unversioned GET /version) and kept for
-    the life of the object, which is one module call.
+    the rest of the module call (shared by every Engine on the same socket: _NEGOTIATED).
     """
 
     def __init__(self, socket_path: str = "/var/run/docker.sock", timeout: float = 120.0) -> None:
@@ -138,8 +145,10 @@ class Engine:
         """The engine's version report, asked unversioned; raises EngineError when we share no API version.
 
         Every engine answers the unversioned path, whatever API versions it accepts; the
-        answer is kept, so the negotiation costs one request per Engine.
+        answer is kept, so the negotiation costs one request per socket per module call.
         """
+        if self._report is None and self.socket_path in _NEGOTIATED:
+            self._report, self._api = _NEGOTIATED[self.socket_path]
         if self._report is None:
             status, data = self.request("GET", "/version", versioned=False)
             if status != 200:
@@ -150,6 +159,7 @@ class Engine:
                 raise EngineError("the Docker engine at %s answered GET /version with no JSON" % self.socket_path) from None
             self._api = choose_api_version(report if isinstance(report, dict) else {}, self.socket_path)
             self._report = report
+            _NEGOTIATED[self.socket_path] = (report, self._api)
         return dict(self._report)
 
     def inspect_container(self, name: str) -> dict | None:
