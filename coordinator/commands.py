@@ -30,7 +30,7 @@ def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, t
         ctx.out.step(f"rollback.yml on {environment} ({env.inventory})")
         result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="rollback.yml", inventory=env.inventory,
                               extravars=extravars, ident=f"manual-rollback-{environment}", on_progress=ctx.out.info,
-                              cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner",
+                              cancel=ctx.cancel, run_log_dir=ctx.config.state_dir,
                               control_dir=ctx.ssh_control.path, timeout_s=env.playbook_timeout_s,
                               allow_no_hosts=env.allow_no_hosts,
                               env=host_pull_env(ctx.config.image))  # a pruned previous image is pulled again

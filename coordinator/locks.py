@@ -26,7 +26,7 @@ def _lock_playbook(ctx: Context, environment: str, extravars: dict[str, Any], id
     env = ctx.config.environment(environment)
     return run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="lock.yml", inventory=env.inventory,
                         extravars=extravars, ident=ident, timeout_s=300, cancel=ctx.cancel,
-                        scratch_dir=ctx.config.state_dir / "runner", control_dir=ctx.ssh_control.path,
+                        run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,
                         allow_no_hosts=env.allow_no_hosts)
 
 

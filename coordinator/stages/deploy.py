@@ -48,7 +48,7 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
         ident=f"{release.id}-{environment}-{playbook.removesuffix('.yml')}",
         timeout_s=env.playbook_timeout_s,
         on_progress=ctx.out.info,
-        cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner", control_dir=ctx.ssh_control.path,
+        cancel=ctx.cancel, run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,
         allow_no_hosts=env.allow_no_hosts,
         env=host_pull_env(ctx.config.image),  # the hosts pull with our registry credentials
     )
