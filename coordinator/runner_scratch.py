@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from coordinator.processes import pid_alive
+
 OWNER = "owner"
 PREFIX = "run-"
 
@@ -48,16 +50,6 @@ def scratch_root() -> Path | None:
     return root
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _pid_in_name(name: str) -> int | None:
     parts = name.split("-")
     return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
@@ -71,7 +63,7 @@ def sweep(root: Path) -> list[Path]:
             fd = os.open(path / OWNER, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             pid = _pid_in_name(path.name)
-            if pid is None or not _pid_alive(pid):  # made, never locked, and its process is gone
+            if pid is None or not pid_alive(pid):  # made, never locked, and its process is gone
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
             continue
@@ -83,7 +75,7 @@ def sweep(root: Path) -> list[Path]:
             except BlockingIOError:
                 continue  # its run is alive
             pid = _pid_in_name(path.name)
-            if pid is not None and _pid_alive(pid):
+            if pid is not None and pid_alive(pid):
                 continue  # unlocked but its process lives: between creating `owner` and locking it
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
