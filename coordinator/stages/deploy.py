@@ -22,6 +22,7 @@ from coordinator.errors import (
     RollbackFailed,
     RolledBack,
 )
+from coordinator.known_good import last_known_good
 from coordinator.registry_auth import host_pull_env
 from coordinator.release import Deployment, Release, ReleaseStatus, utcnow
 
@@ -172,6 +173,10 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
         extravars["deploy_serial"] = env.serial
     if ctx.force:
         extravars["docker_release_allow_bad_digest"] = True  # `--force`: a digest the hosts mark bad may go again
+    if environment == ctx.config.promote_to:  # deploy.yml's own rescue goes back to the last verified release
+        known_good = last_known_good(ctx, environment, release.build.digest)
+        if known_good is not None:
+            extravars.update(known_good.rollback_vars(release.build.image, prefix="docker_release_rollback_"))
     return extravars
 
 
@@ -229,7 +234,9 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
             take_lock(ctx, release, environment)
         except (LockHeld, HostUnreachable, HostNotReady) as exc:
             _rollback_failed(ctx, release, environment, reason, f"could not take the lock: {exc.message}")
+    known_good = last_known_good(ctx, environment, release.build.digest)  # never a "previous" nobody verified
     result = _playbook(ctx, release, environment, "rollback.yml", {
+        **(known_good.rollback_vars(release.build.image, prefix="rollback_") if known_good else {}),
         "deploy_lock_id": deployment.lock_id or lock_id_for(ctx, release, environment),
         "rollback_from_digest": release.build.digest,
         "rollback_reason": f"{release.tag} failed verification: {reason}"[:200],
@@ -241,6 +248,12 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     restored = sorted({state.version or "?" for state in result.host_states().values()})
     if not result.ok:
         _rollback_failed(ctx, release, environment, reason, result.summary())
+    still_bad = sorted(host for host, state in result.host_states().items() if state.digest == release.build.digest)
+    if still_bad:  # "rolled back" must mean the failed digest no longer runs
+        _rollback_failed(ctx, release, environment, reason,
+                         f"{', '.join(still_bad)} still run(s) {release.build.digest} ({release.tag}): no verified "
+                         "release to go back to was found. Roll back by hand with `coordinator rollback "
+                         f"{environment} --to-digest DIGEST --to-version VERSION --reason TEXT`")
     deployment.outcome = "rolled_back"
     release.status = ReleaseStatus.ROLLED_BACK
     message = f"{environment}: {release.tag} failed ({reason}); rolled back to {', '.join(restored) or 'the previous release'}"
