@@ -120,18 +120,24 @@ def absorb_lock_report(ctx: Context, release: Release, environment: str, result:
 
     deploy.yml first checks that every host can run the deploy, then takes the lock on
     every host (all or none), and gives it back only when every host passed, so on failure
-    the rollback still runs under it. Not taking it raises LockHeld (someone else's lock),
-    HostUnreachable or HostNotReady: nothing was deployed in any of those cases.
+    the rollback still runs under it. Not taking it raises LockHeld (someone else's lock) or
+    HostNotReady: nothing was deployed. HostUnreachable may also be a connection cut in the
+    middle of the call that takes the lock and deploys: the host's state is then unknown.
     """
     from coordinator import locks
 
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     reports = result.reported.values()
     if any(data.get("lock_refused") for data in reports):
-        deployment.lock_id = None  # the run released whatever it had taken
-        error = locks.lock_error(environment, result, f"start the deploy of {release.tag}")
+        lock_id = deployment.lock_id or lock_id_for(ctx, release, environment)
+        error = locks.lock_error(environment, result, f"start the deploy of {release.tag}",
+                                 dropped=f"taken this run's lock (id {lock_id}) and started {release.tag}")
+        unknown = isinstance(error, HostUnreachable)  # a call cut off on its way may have run on the host
+        if not unknown:
+            deployment.lock_id = None  # the host answered: the run released whatever it had taken
+        # else kept: the host may hold it, and `resume` re-enters it
         _audit_failure(ctx, release, environment, _REFUSAL_OUTCOMES.get(type(error), "failed"),
-                       {"reason": error.message, "deployed": False})
+                       {"reason": error.message, "deployed": "unknown" if unknown else False})
         raise error
     lock_id = deployment.lock_id or lock_id_for(ctx, release, environment)
     if not any("locked" in data for data in reports):

@@ -32,6 +32,7 @@ from sandbox.postgres import HOST, PostgresCluster, _bin
 from tests.drills.conftest import (
     HEALTH_TIMEOUT_S,
     SANDBOX_RECORDS,
+    PartSwitch,
     audit_events,
     empty_staging,
     escalations,
@@ -255,6 +256,52 @@ def test_a_failed_release_goes_back_to_the_last_verified_release_and_a_manual_ro
     assert httpx.get(f"{PRODUCTION_URL}/version").text.strip() == "1.0.0"
     assert host_record(PROD)["current"]["version"] == "1.0.0"
     assert not any(info.get("held") for info in lock_status(rw, "production").values())
+
+
+# -- one host, its SSH connection cut in the middle of the deploy call -------------------------
+
+def test_an_ssh_drop_in_the_deploy_call_is_reported_as_unknown_and_the_lock_state_matches_the_host(
+        release_world: ReleaseWorld, sshd_switch: PartSwitch, tmp_path: Path) -> None:
+    rw = release_world
+    # The one production host's deploy call lasts ~15 s: health must hold for a 15 s stability window.
+    variant_at_the_gate(rw, tmp_path, "good", health_timeout_s=90,
+                        **inventory_copy(tmp_path, "production", release_health_stable_seconds=15))
+    resume = started([sys.executable, "-m", "coordinator", "-c", str(rw.config), "resume"],
+                     {**os.environ, "COORDINATOR_OPERATOR": "release-manager"})
+    with reaped(resume):
+        wait_until(prod_runs_version("1.1.0"), "the deploy call to take the lock and move the host")
+        sshd_switch.stop(cut_connections=True)  # sshd and every connection to it gone, mid-call
+        try:
+            result = finish(resume)
+        finally:
+            sshd_switch.start()
+
+    assert result.returncode == ExitCode.HOST_UNREACHABLE, result.stdout + result.stderr
+    error = one_line_error(result)
+    assert "cannot reach prod1 over SSH" in error and "Nothing was changed" not in error, error
+    assert "its state is unknown" in error and "may have taken this run's lock (id " in error, error
+    assert "`coordinator lock status production`" in error and "`coordinator hosts check production`" in error
+    [record] = [r for r in json.loads(rw.coordinator("status", "--json").stdout) if r["version"] == "1.1.0"]
+    recorded = record["deployments"]["production"]["lock_id"]
+    assert recorded and f"(id {recorded})" in error  # the record keeps the id the host may hold
+    # The cut-off call took the lock and moved the host; its first health slice ended unverified, so
+    # the lock stays held under this run's id: `lock status` says what the host holds.
+    lock_file = SANDBOX_RECORDS / "locks" / f"{PROD}.lock" / "info.json"
+    assert json.loads(lock_file.read_text())["lock_id"] == recorded
+    lock = host_lock(rw)
+    assert lock.get("held") and lock.get("lock_id") == recorded, lock
+    assert host_record(PROD)["current"]["version"] == "1.1.0"
+
+    again = rw.coordinator("resume")  # this machine's run is gone: resume re-enters its lock
+    assert again.returncode == ExitCode.OK, again.stdout + again.stderr
+    assert httpx.get(f"{PRODUCTION_URL}/version").text.strip() == "1.1.0"
+    assert not host_lock(rw).get("held") and not lock_file.exists()
+
+
+def host_lock(rw: ReleaseWorld) -> dict[str, Any]:
+    """The production host's deploy lock as `coordinator lock status` reports it."""
+    [lock] = lock_status(rw, "production").values()
+    return lock
 
 
 def container_created(name: str) -> str:
