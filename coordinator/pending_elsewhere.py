@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from coordinator.context import Context
-from coordinator.release import Release
+from coordinator.release import Release, ReleaseStatus
 
 
 def machine_of(run_id: str) -> str:
@@ -29,7 +29,9 @@ def runs_gone(ctx: Context, releases: Iterable[Release], *, we_hold_the_lock: bo
     lines = []
     for release in releases:
         intent = release.intent
-        if intent is None or not intent.run_id or intent.run_id == ctx.run_id:
+        if release.status is not ReleaseStatus.IN_PROGRESS or intent is None or not intent.run_id:
+            continue  # an outcome was recorded (a failure keeps its stale intent): nothing is left in progress
+        if intent.run_id == ctx.run_id:
             continue
         if not we_hold_the_lock and ctx.store.run_active(release.id):
             continue  # that run (or another) is still at it: its records are not late yet

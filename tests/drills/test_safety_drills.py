@@ -530,7 +530,7 @@ def test_a_manual_rollback_is_refused_next_to_a_live_release_run_and_goes_ahead_
     with reaped(bob.start("rollback", "production", "--reason", "drill: emergency")) as rollback:
         wait_until(lambda: env_lock_holders(pg_cluster, db.name, "production") == ["ExclusiveLock"],
                    "bob's rollback to hold production")
-        meanwhile = alice.run("resume", "1.1.0")  # at verify: it acts on production, so it waits its turn
+        meanwhile = alice.run("resume", "1.1.0")  # promote again: it acts on production, so it waits its turn
         done = finish(rollback)
 
     assert meanwhile.returncode == ExitCode.LOCKED, meanwhile.stdout + meanwhile.stderr
