@@ -111,7 +111,7 @@ def lock_error(environment: str, result: PlaybookResult, doing: str, *, held: Lo
                 f"Nothing was changed there; check SSH to the host (address, port, key, sshd running), then retry")
         return HostUnreachable(
             f"{environment}: could not {doing}: cannot reach {hosts} over SSH ({_clauses(unreachable)}). If the "
-            f"connection dropped during the call, {hosts} may have {dropped}: its state is unknown. Check SSH to the "
+            f"connection dropped during the call, {hosts} may have {dropped}: its state is unknown; check SSH to the "
             f"host (address, port, key, sshd running); once it answers, `coordinator lock status {environment}` and "
             f"`coordinator hosts check {environment}` show its state, then `coordinator resume` (it re-enters this "
             f"run's lock)")
