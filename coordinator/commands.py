@@ -31,8 +31,8 @@ def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, t
             raise UsageError("--to-digest needs --to-version (the version that digest is)")
         extravars = {"rollback_digest": to_digest, "rollback_version": to_version}
     # Never next to a release run acting on the same hosts; held to the end, so none starts meanwhile.
-    advice = (f"a release run is acting on {environment}; wait for it to finish (a failing deploy rolls itself back), "
-              f"or stop it (Ctrl-C there: its lock goes with its process), then rerun `coordinator rollback {environment}`")
+    advice = (f"wait for it to finish (a failing deploy rolls itself back), or stop it (Ctrl-C there: its lock goes "
+              f"with its process), then rerun `coordinator rollback {environment}`")
     with ctx.store.locked(f"rollback {environment}", advice=advice), \
             ctx.store.deploying(environment, f"rollback {environment}", exclusive=True, advice=advice):
         ctx.out.step(f"rollback.yml on {environment} ({env.inventory})")
