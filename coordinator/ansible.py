@@ -2,7 +2,8 @@
 
 Results are read from the event stream (per-host stats, failed tasks and the
 `coordinator_hosts` stats the playbooks publish), never by scraping stdout. Each run gets a
-fresh private data dir (0700) that is removed afterwards, and `suppress_env_files` keeps
+fresh private data dir (0700, outside the state dir: `coordinator.runner_scratch`) that is
+removed afterwards, and `suppress_env_files` keeps
 environment and extra vars off the disk: nothing secret outlives the run. What Ansible said
 is kept, redacted, in the run log (`coordinator.run_logs`), whose path failures name.
 """
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from coordinator.causes import whole_cause
 from coordinator.inventory import require_hosts, require_inventory, target_group
 from coordinator.release import HostState
 from coordinator.run_logs import RunLog, open_run_log, secrets_to_redact
+from coordinator.runner_scratch import private_run_dir
 
 
 @dataclass
@@ -195,7 +196,7 @@ def run_playbook(
     timeout_s: float = 1800,
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
-    scratch_dir: Path | None = None,
+    run_log_dir: Path | None = None,
     control_dir: Path | None = None,
     allow_no_hosts: bool = False,
 ) -> PlaybookResult:
@@ -205,9 +206,9 @@ def run_playbook(
     NoHosts (exit 2): acting on nobody is never a success, unless the environment says
     `allow_no_hosts` (a staging that is only a formality).
 
-    `scratch_dir` holds the runner's private data dirs; leftovers of a killed run there are
-    removed before the next run starts (the caller holds the state-dir lock). With it, the
-    run's output and events are kept in the state dir's run log (`result.log_dir`). `control_dir`
+    The runner's private data dir never lives in the state dir (`runner_scratch`): a full
+    state dir must not stop the rollback playbook. With `run_log_dir` (the state dir), the
+    run's output and events are kept in its run log (`result.log_dir`), best effort. `control_dir`
     holds the SSH ControlMaster sockets (the run's `Context.ssh_control`), so the playbook
     runs of one coordinator run reuse their connections; without it Ansible's default applies.
     """
@@ -216,12 +217,6 @@ def run_playbook(
     group = target_group(playbook, extravars)
     if not allow_no_hosts:
         require_inventory(inventory, group)
-    if scratch_dir is not None:
-        scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for leftover in scratch_dir.glob("run-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-    private_dir = Path(tempfile.mkdtemp(prefix="run-" if scratch_dir else "coordinator-runner-", dir=scratch_dir))
-    os.chmod(private_dir, 0o700)
     result = PlaybookResult(playbook=playbook, status="unknown", rc=-1)
     run_log: RunLog | None = None
     progress = _ProgressLines()
@@ -252,15 +247,17 @@ def run_playbook(
                 on_progress(line)
         return False  # do not keep event files on disk
 
+    scratch = ExitStack()
     try:
+        private_dir = scratch.enter_context(private_run_dir())
         # Ours is the base ansible.cfg; an operator's ANSIBLE_CONFIG is layered on top for this run.
         envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)),
                                                **(env or {})})
         if control_dir is not None:
             envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
-        if scratch_dir is not None:
+        if run_log_dir is not None:
             try:
-                run_log = open_run_log(scratch_dir.parent, ident, playbook,
+                run_log = open_run_log(run_log_dir, ident, playbook,
                                        secrets_to_redact(os.environ, envvars, extravars))
                 result.log_dir = run_log.folder
             except OSError as error:  # a full or read-only state dir: the playbook (maybe a rollback) still runs
@@ -284,7 +281,7 @@ def run_playbook(
         result.status = runner.status
         result.rc = runner.rc if runner.rc is not None else -1
     finally:
-        shutil.rmtree(private_dir, ignore_errors=True)
+        scratch.close()
         if run_log is not None:
             run_log.note(f"ansible-runner ended {result.status} (rc {result.rc})")
             run_log.close()

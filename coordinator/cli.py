@@ -208,10 +208,13 @@ def approve(state: State, version: str, reason: str | None) -> None:
 @pass_state
 def status(state: State, as_json: bool) -> None:
     """Show every release and the stage it stands at (with --json, also its playbook run logs on this machine)."""
+    from coordinator.pending_elsewhere import runs_gone
     from coordinator.run_logs import runs_for
 
     ctx = state.context()
     releases = ctx.store.all()
+    for line in runs_gone(ctx, releases):
+        ctx.out.warn(line)
     if as_json:
         shown = [{**json.loads(r.model_dump_json()),
                   "run_logs": [str(run) for run in runs_for(ctx.config.state_dir, r.id, ctx.config.environments)]} for r in releases]
@@ -273,8 +276,12 @@ def audit_verify(state: State) -> None:
     from coordinator.audit import AuditLog, describe_recovered_crashes
     from coordinator.errors import AuditBroken
 
+    from coordinator.pending_elsewhere import runs_gone
+
     ctx = state.context()
     result = ctx.audit.verify()
+    for line in runs_gone(ctx, ctx.store.all()):  # the chain is intact, but it may not be complete yet
+        ctx.out.warn(line)
     # Only the local file can be torn by a crash; the database chain is transactional.
     trail = ctx.audit.trail
     recovered = describe_recovered_crashes(trail, result) if isinstance(trail, AuditLog) else []

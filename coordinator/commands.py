@@ -15,7 +15,11 @@ from coordinator.registry_auth import host_pull_env
 
 
 def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, to_version: str | None, reason: str) -> None:
-    """Run rollback.yml on ENVIRONMENT, audit it, and say loudly what happened."""
+    """Run rollback.yml on ENVIRONMENT under the run lock, audit it, and say loudly what happened.
+
+    Refused (LockHeld, exit 9, naming the holder) while a live release run holds the lock: two
+    commands changing the same hosts at once is how a rollback gets undone. A crashed run's
+    lock died with its process, so rollback then goes ahead."""
     from coordinator.audit import AuditEvent
 
     env = ctx.config.environment(environment)
@@ -26,11 +30,15 @@ def rollback_command(ctx: Context, environment: str, *, to_digest: str | None, t
         if not to_version or not re.match(r"^[0-9A-Za-z.+-]+$", to_version):
             raise UsageError("--to-digest needs --to-version (the version that digest is)")
         extravars = {"rollback_digest": to_digest, "rollback_version": to_version}
-    with ctx.store.locked(f"rollback {environment}"):
+    # Never next to a release run acting on the same hosts; held to the end, so none starts meanwhile.
+    advice = (f"wait for it to finish (a failing deploy rolls itself back), or stop it (Ctrl-C there: its lock goes "
+              f"with its process), then rerun `coordinator rollback {environment}`")
+    with ctx.store.locked(f"rollback {environment}", advice=advice), \
+            ctx.store.deploying(environment, f"rollback {environment}", exclusive=True, advice=advice):
         ctx.out.step(f"rollback.yml on {environment} ({env.inventory})")
         result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="rollback.yml", inventory=env.inventory,
                               extravars=extravars, ident=f"manual-rollback-{environment}", on_progress=ctx.out.info,
-                              cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner",
+                              cancel=ctx.cancel, run_log_dir=ctx.config.state_dir,
                               control_dir=ctx.ssh_control.path, timeout_s=env.playbook_timeout_s,
                               allow_no_hosts=env.allow_no_hosts,
                               env=host_pull_env(ctx.config.image))  # a pruned previous image is pulled again

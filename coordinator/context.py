@@ -83,8 +83,8 @@ class Context:
         if self.team_mode:
             from coordinator.state.postgres import PostgresStore
 
-            return PostgresStore(self.database, self.config.project)
-        return ReleaseStore(self.config.state_dir)
+            return PostgresStore(self.database, self.config.project, run_id=self.run_id)
+        return ReleaseStore(self.config.state_dir, run_id=self.run_id)
 
     @cached_property
     def ssh_control(self) -> "ControlDir":
@@ -132,9 +132,17 @@ class Context:
             self.out.warn(f"{len(waiting)} delayed record(s) still wait in the spool: {exc.message}")
 
     def save_delayed_release(self, release: "Release") -> None:
-        """Save a spooled release record unless the store already has a newer one (another command moved on)."""
+        """Save a spooled release record unless the store already has a newer one (another command moved on).
+
+        A delayed failure outcome (rolled back, rollback failed, first release failed) still wins over a
+        newer record that is merely in progress or failed: a command elsewhere that resumed meanwhile could
+        not know what happened on the hosts, and the outcome is still true of them."""
+        from coordinator.release import MARKED_BAD, ReleaseStatus
+
         current = self.store.load(release.id)
-        if current is None or current.updated_at < release.updated_at:
+        outcome_stands = (release.status in MARKED_BAD and current is not None
+                          and current.status in (ReleaseStatus.IN_PROGRESS, ReleaseStatus.FAILED))
+        if current is None or current.updated_at < release.updated_at or outcome_stands:
             self.store.save(release)
 
     @cached_property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from coordinator import failpoints
 from coordinator.context import Context
@@ -16,6 +17,7 @@ from coordinator.errors import (
     AnnouncePending, AwaitingApproval, CheckFailed, CoordinatorError, DigestFailedBefore, FirstReleaseFailed, GateRefused,
     IdentityRefused, Interrupted, RollbackFailed, RolledBack, RunLockLost, UsageError,
 )
+from coordinator.pending_elsewhere import runs_gone
 from coordinator.release import MARKED_BAD, Intent, Release, ReleaseStatus, Stage, utcnow
 from coordinator.versioning import parse_version, tag_for
 
@@ -56,6 +58,8 @@ class Driver:
         found = self._find_resumable(version_text)
         with self.ctx.store.locked(f"resume {found.version}", release_id=found.id):
             release = self.ctx.store.load(found.id) or found  # re-read: another machine may have moved it on
+            for line in runs_gone(self.ctx, [release], we_hold_the_lock=True):
+                self.ctx.out.warn(line)
             if force_reason:
                 self._force(release, force_reason)
             self.ctx.out.step(f"resuming {release.tag} at {release.next_stage or 'the end'}")
@@ -162,12 +166,13 @@ class Driver:
                 if self.ctx.cancel.is_set():
                     raise Interrupted(f"stopped before {stage}; run `coordinator resume` to continue")
                 self.ctx.out.step(f"{stage.value}: {release.tag}")
-                release.intent = Intent(action=stage.value, started_at=utcnow())
+                release.intent = Intent(action=stage.value, started_at=utcnow(), run_id=self.ctx.run_id)
                 self._save(release, before=stage.value)
                 failpoints.hit(f"before:{stage.value}")
                 started = time.monotonic()
                 try:
-                    self._run_stage(stage, release)
+                    with self._environment_held(stage, release):
+                        self._run_stage(stage, release)
                 finally:
                     release.stage_seconds[stage.value] = round(time.monotonic() - started, 3)
                 failpoints.hit(f"after:{stage.value}")
@@ -185,6 +190,18 @@ class Driver:
         self._save(release, before="recording the release as completed")
         self.ctx.out.success(f"{release.tag} released: {release.announcement.release_url or ''}")
         return release
+
+    def _environment_held(self, stage: Stage, release: Release) -> AbstractContextManager[None]:
+        """The deploy lock of the environment `stage` acts on (shared with other releases), so a
+        manual rollback of it never runs at the same time; nothing for stages that touch no host."""
+        config = self.ctx.config
+        environment = {Stage.STAGE: config.promote_from, Stage.PROMOTE: config.promote_to,
+                       Stage.VERIFY: config.promote_to}.get(stage)
+        if environment is None:
+            return nullcontext()
+        return self.ctx.store.deploying(
+            environment, f"{stage.value} {release.version}",
+            advice=f"wait for it to finish, then `coordinator resume {release.version}`")
 
     def _run_stage(self, stage: Stage, release: Release) -> None:
         from coordinator.audit import AuditEvent

@@ -26,7 +26,7 @@ def _lock_playbook(ctx: Context, environment: str, extravars: dict[str, Any], id
     env = ctx.config.environment(environment)
     return run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="lock.yml", inventory=env.inventory,
                         extravars=extravars, ident=ident, timeout_s=300, cancel=ctx.cancel,
-                        scratch_dir=ctx.config.state_dir / "runner", control_dir=ctx.ssh_control.path,
+                        run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,
                         allow_no_hosts=env.allow_no_hosts)
 
 
@@ -88,19 +88,33 @@ def _clauses(hosts: dict[str, str]) -> str:
     return "; ".join(f"{host}: {why}" for host, why in hosts.items())
 
 
-def lock_error(environment: str, result: PlaybookResult, doing: str, *, held: LockHeld | None = None) -> CoordinatorError:
+def lock_error(environment: str, result: PlaybookResult, doing: str, *, held: LockHeld | None = None,
+               dropped: str | None = None) -> CoordinatorError:
     """The error for a lock run that failed, by what really happened on the hosts.
 
     An unreachable host, a host that answers but cannot run the deploy, and a lock held by
     someone else are different facts with different fixes, so each has its own exit code.
     `doing` says what was being done ("take the deploy lock"), for the message; `held` is the
     error when it was none of the host problems (default: the lock is held, naming the holder).
+
+    An unreachable host may also be one whose SSH connection dropped in the middle of the call
+    that takes the lock: ssh's retry then reports only that it cannot connect, while the first
+    try may have run. `dropped` says what such a call may have done ("taken the lock ... and
+    started ..."); with it the host's state is reported as unknown, never as unchanged.
     """
     unreachable = _hosts_failing_as(result, "unreachable")
     if unreachable:
+        hosts = ", ".join(unreachable)
+        if dropped is None:
+            return HostUnreachable(
+                f"{environment}: could not {doing}: cannot reach {hosts} over SSH ({_clauses(unreachable)}). "
+                f"Nothing was changed there; check SSH to the host (address, port, key, sshd running), then retry")
         return HostUnreachable(
-            f"{environment}: could not {doing}: cannot reach {', '.join(unreachable)} over SSH ({_clauses(unreachable)}). "
-            f"Nothing was changed there; check SSH to the host (address, port, key, sshd running), then retry")
+            f"{environment}: could not {doing}: cannot reach {hosts} over SSH ({_clauses(unreachable)}). If the "
+            f"connection dropped during the call, {hosts} may have {dropped}: its state is unknown; check SSH to the "
+            f"host (address, port, key, sshd running); once it answers, `coordinator lock status {environment}` and "
+            f"`coordinator hosts check {environment}` show its state, then `coordinator resume` (it re-enters this "
+            f"run's lock)")
     not_ready = _hosts_failing_as(result, "not_ready")
     if not_ready:
         return HostNotReady(

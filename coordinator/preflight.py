@@ -70,7 +70,7 @@ def check_hosts(ctx: Context, environment: str) -> list[HostCheck]:
     env = ctx.config.environment(environment)
     result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="preflight.yml", inventory=env.inventory,
                           extravars={}, ident=f"preflight-{environment}", timeout_s=300, cancel=ctx.cancel,
-                          scratch_dir=ctx.config.state_dir / "runner", control_dir=ctx.ssh_control.path,
+                          run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,
                           allow_no_hosts=env.allow_no_hosts)
     checks = host_checks(result)
     if not checks:

@@ -134,6 +134,7 @@ class Intent(Record):
 
     action: str
     started_at: datetime
+    run_id: str | None = None  # the run that took it (machine.pid.nonce): where its unwritten records may wait
 
 
 class Release(Record):

@@ -87,9 +87,18 @@ class Spool:
             _pwrite_all(fd, line, len(content))
             os.fsync(fd)
 
+    def pending(self) -> bool:
+        """Whether anything waits, from the file's first byte: entries are written from offset 0
+        and a drained file is zeros, so every audit append need not read the whole reserve."""
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read(1) not in (b"", b"\0")
+        except FileNotFoundError:
+            return False
+
     def entries(self) -> list[dict[str, Any]]:
         """The pending entries, oldest first (a line torn by a crash is skipped)."""
-        if not self.path.exists():
+        if not self.pending():
             return []
         with self._locked() as fd:
             return _parse(_content(fd))
@@ -97,11 +106,14 @@ class Spool:
     def drain(self, write: Callable[[dict[str, Any]], None]) -> int:
         """Hand each pending entry to `write` in order, dropping it once written; stops at the first
         that cannot be written (it and the rest stay). Returns how many were written."""
-        if not self.path.exists():
+        if not self.pending():
             return 0
         written = 0
         with self._locked() as fd:
-            pending = _parse(_content(fd))
+            content = _content(fd)
+            pending = _parse(content)
+            if content and not pending:
+                _rewrite(fd, [])  # only a line torn by a crash: nothing to append, and `pending()` stays cheap
             for entry in pending:
                 write(entry)
                 written += 1
@@ -188,7 +200,7 @@ class SpoolingTrail:
 
     def flush(self, save_release: Callable[["Release"], None] | None = None) -> bool:
         """Write every pending record (audit records marked delayed); True when none is left."""
-        if not self.spool.path.exists():
+        if not self.spool.pending():
             return True
         try:
             written = self.spool.drain(lambda entry: self._write(entry, save_release))

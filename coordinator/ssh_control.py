@@ -27,6 +27,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from coordinator.processes import pid_alive
+
 PREFIX = "coordcp-"
 # ansible's ControlPath is <dir>/<40 hex> (its %C hash); a unix socket path holds 107 bytes.
 SOCKET_NAME_BYTES = 41
@@ -96,19 +98,9 @@ def sweep_dead(root: Path) -> None:
                 continue
         except FileNotFoundError:
             continue
-        if not _alive(int(pid_text)):
+        if not pid_alive(int(pid_text)):
             stop_masters(entry)
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def socket_path_fits(directory: Path) -> bool:

@@ -22,6 +22,7 @@ from coordinator.errors import (
     RollbackFailed,
     RolledBack,
 )
+from coordinator.known_good import last_known_good
 from coordinator.registry_auth import host_pull_env
 from coordinator.release import Deployment, Release, ReleaseStatus, utcnow
 
@@ -48,7 +49,7 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
         ident=f"{release.id}-{environment}-{playbook.removesuffix('.yml')}",
         timeout_s=env.playbook_timeout_s,
         on_progress=ctx.out.info,
-        cancel=ctx.cancel, scratch_dir=ctx.config.state_dir / "runner", control_dir=ctx.ssh_control.path,
+        cancel=ctx.cancel, run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,
         allow_no_hosts=env.allow_no_hosts,
         env=host_pull_env(ctx.config.image),  # the hosts pull with our registry credentials
     )
@@ -119,18 +120,24 @@ def absorb_lock_report(ctx: Context, release: Release, environment: str, result:
 
     deploy.yml first checks that every host can run the deploy, then takes the lock on
     every host (all or none), and gives it back only when every host passed, so on failure
-    the rollback still runs under it. Not taking it raises LockHeld (someone else's lock),
-    HostUnreachable or HostNotReady: nothing was deployed in any of those cases.
+    the rollback still runs under it. Not taking it raises LockHeld (someone else's lock) or
+    HostNotReady: nothing was deployed. HostUnreachable may also be a connection cut in the
+    middle of the call that takes the lock and deploys: the host's state is then unknown.
     """
     from coordinator import locks
 
     deployment = release.deployments.setdefault(environment, Deployment(environment=environment))
     reports = result.reported.values()
     if any(data.get("lock_refused") for data in reports):
-        deployment.lock_id = None  # the run released whatever it had taken
-        error = locks.lock_error(environment, result, f"start the deploy of {release.tag}")
+        lock_id = deployment.lock_id or lock_id_for(ctx, release, environment)
+        error = locks.lock_error(environment, result, f"start the deploy of {release.tag}",
+                                 dropped=f"taken this run's lock (id {lock_id}) and started {release.tag}")
+        unknown = isinstance(error, HostUnreachable)  # a call cut off on its way may have run on the host
+        if not unknown:
+            deployment.lock_id = None  # the host answered: the run released whatever it had taken
+        # else kept: the host may hold it, and `resume` re-enters it
         _audit_failure(ctx, release, environment, _REFUSAL_OUTCOMES.get(type(error), "failed"),
-                       {"reason": error.message, "deployed": False})
+                       {"reason": error.message, "deployed": "unknown" if unknown else False})
         raise error
     lock_id = deployment.lock_id or lock_id_for(ctx, release, environment)
     if not any("locked" in data for data in reports):
@@ -172,6 +179,10 @@ def deploy_vars(ctx: Context, release: Release, environment: str) -> dict[str, A
         extravars["deploy_serial"] = env.serial
     if ctx.force:
         extravars["docker_release_allow_bad_digest"] = True  # `--force`: a digest the hosts mark bad may go again
+    if environment == ctx.config.promote_to:  # deploy.yml's own rescue goes back to the last verified release
+        known_good = last_known_good(ctx, environment, release.build.digest)
+        if known_good is not None:
+            extravars.update(known_good.rollback_vars(release.build.image, prefix="docker_release_rollback_"))
     return extravars
 
 
@@ -229,7 +240,9 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
             take_lock(ctx, release, environment)
         except (LockHeld, HostUnreachable, HostNotReady) as exc:
             _rollback_failed(ctx, release, environment, reason, f"could not take the lock: {exc.message}")
+    known_good = last_known_good(ctx, environment, release.build.digest)  # never a "previous" nobody verified
     result = _playbook(ctx, release, environment, "rollback.yml", {
+        **(known_good.rollback_vars(release.build.image, prefix="rollback_") if known_good else {}),
         "deploy_lock_id": deployment.lock_id or lock_id_for(ctx, release, environment),
         "rollback_from_digest": release.build.digest,
         "rollback_reason": f"{release.tag} failed verification: {reason}"[:200],
@@ -241,6 +254,12 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     restored = sorted({state.version or "?" for state in result.host_states().values()})
     if not result.ok:
         _rollback_failed(ctx, release, environment, reason, result.summary())
+    still_bad = sorted(host for host, state in result.host_states().items() if state.digest == release.build.digest)
+    if still_bad:  # "rolled back" must mean the failed digest no longer runs
+        _rollback_failed(ctx, release, environment, reason,
+                         f"{', '.join(still_bad)} still run(s) {release.build.digest} ({release.tag}): no verified "
+                         "release to go back to was found. Roll back by hand with `coordinator rollback "
+                         f"{environment} --to-digest DIGEST --to-version VERSION --reason TEXT`")
     deployment.outcome = "rolled_back"
     release.status = ReleaseStatus.ROLLED_BACK
     message = f"{environment}: {release.tag} failed ({reason}); rolled back to {', '.join(restored) or 'the previous release'}"

@@ -31,12 +31,24 @@ class ReleaseRecords(Protocol):
 
     def all(self) -> list["Release"]: ...
 
-    def locked(self, purpose: str, release_id: str | None = None) -> AbstractContextManager[None]:
-        """Hold the run lock (of `release_id`, or of the whole store) or raise LockHeld at once."""
+    def locked(self, purpose: str, release_id: str | None = None, *,
+               advice: str | None = None) -> AbstractContextManager[None]:
+        """Hold the run lock (of `release_id`, or of the whole store) or raise LockHeld at once,
+        naming the holder and then `advice` (what to do)."""
         ...
 
     def ensure_locked(self, before: str) -> None:
         """Raise RunLockLost if the run lock held through `locked` is gone; `before` names the next step."""
+        ...
+
+    def run_active(self, release_id: str) -> bool:
+        """Whether some command holds `release_id`'s run lock right now."""
+        ...
+
+    def deploying(self, environment: str, purpose: str, *, exclusive: bool = False,
+                  advice: str | None = None) -> AbstractContextManager[None]:
+        """Hold `environment`'s deploy lock: shared by release runs deploying or verifying there, exclusive
+        for a manual rollback; refused at once (LockHeld naming the holder, then `advice`) if it conflicts."""
         ...
 
     def add_approval(self, release: "Release", approval: "Approval") -> None:

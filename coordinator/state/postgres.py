@@ -212,9 +212,10 @@ def _migrate_locked(db: Database, app_role: str) -> tuple[int, int]:
 class PostgresStore:
     """Release records of `project` as append-only revisions; approvals from their own table."""
 
-    def __init__(self, db: Database, project: str) -> None:
+    def __init__(self, db: Database, project: str, run_id: str | None = None) -> None:
         self.db = db
         self.project = project
+        self.run_id = run_id  # this command's run, named to whoever a lock of ours refuses
         self._run_locks: list[RunLock] = []
 
     def describe(self) -> str:
@@ -293,12 +294,38 @@ class PostgresStore:
         return session_login(self.db)
 
     @contextmanager
-    def locked(self, purpose: str, release_id: str | None = None) -> Iterator[None]:
+    def locked(self, purpose: str, release_id: str | None = None, *, advice: str | None = None) -> Iterator[None]:
         """The run lock of one release (or of the project): refused at once if another session holds it."""
         from coordinator.state.run_lock import RunLock
 
-        lock = RunLock(self.db, f"coordinator-run:{release_id or self.project + ':*'}", label=release_id or self.project)
-        lock.acquire(purpose)
+        lock = RunLock(self.db, f"coordinator-run:{release_id or self.project + ':*'}", label=release_id or self.project,
+                       run_id=self.run_id)
+        with self._holding(lock, purpose, advice):
+            yield
+
+    def run_active(self, release_id: str) -> bool:
+        """Whether any session holds `release_id`'s run lock (`pg_locks`: every role sees every lock)."""
+        key = advisory_key(f"coordinator-run:{release_id}")
+        row = self.db.execute("""SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                                                AND classid = %s::oid AND objid = %s::oid AND objsubid = 1)""",
+                              (key >> 32, key & 0xFFFF_FFFF)).fetchone()
+        return bool(row and row[0])
+
+    @contextmanager
+    def deploying(self, environment: str, purpose: str, *, exclusive: bool = False,
+                  advice: str | None = None) -> Iterator[None]:
+        """The environment's deploy lock, a second advisory lock: release runs of any release share
+        it, a manual rollback takes it alone, so neither starts while the other acts on the hosts."""
+        from coordinator.state.run_lock import RunLock
+
+        lock = RunLock(self.db, f"coordinator-env:{self.project}:{environment}", label=f"{environment} of {self.project}",
+                       shared=not exclusive, run_id=self.run_id)
+        with self._holding(lock, purpose, advice):
+            yield
+
+    @contextmanager
+    def _holding(self, lock: RunLock, purpose: str, advice: str | None = None) -> Iterator[None]:
+        lock.acquire(purpose, advice=advice)
         self._run_locks.append(lock)
         try:
             yield

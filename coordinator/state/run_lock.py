@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from coordinator.errors import LockHeld, RunLockLost
+from coordinator.release import utcnow
 from coordinator.state.postgres import Database, advisory_key
 
 KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
@@ -29,29 +30,33 @@ _HOLDS = """SELECT EXISTS (SELECT 1 FROM pg_locks
 class RunLock:
     """The advisory lock named `name`, held on a session opened for it alone."""
 
-    def __init__(self, db: Database, name: str, *, label: str) -> None:
+    def __init__(self, db: Database, name: str, *, label: str, shared: bool = False, run_id: str | None = None) -> None:
         self.db = db
         self.name = name
         self.label = label  # what the lock protects, for messages ("release sample-1.2.0")
         self.key = advisory_key(name)
+        self.shared = shared  # many shared holders at once; an exclusive holder excludes them all
+        self.run_id = run_id  # named in the session's application_name, for whoever is refused
         self._conn: psycopg.Connection[Any] | None = None
 
     @property
     def _key_parts(self) -> tuple[int, int]:
         return self.key >> 32, self.key & 0xFFFF_FFFF
 
-    def acquire(self, purpose: str) -> None:
-        """Take the lock or raise LockHeld naming the holder; never waits."""
+    def acquire(self, purpose: str, *, advice: str | None = None) -> None:
+        """Take the lock or raise LockHeld naming the holder and `advice` (what to do); never waits."""
         conn = self.db.connect(**KEEPALIVES)
+        # Who holds it, for whoever it refuses (63 bytes at most; other roles may not see backend_start).
+        who = f"{self.run_id} since {utcnow():%H:%M:%SZ}" if self.run_id else self.db.application_name
+        take = "pg_try_advisory_lock_shared" if self.shared else "pg_try_advisory_lock"
         with self.db.mapped_errors():
-            conn.execute("SELECT set_config('application_name', %s, false)",
-                         (f"{self.db.application_name}: {purpose}"[:63],))
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            conn.execute("SELECT set_config('application_name', %s, false)", (f"{who}: {purpose}"[:63],))
+            row = conn.execute(f"SELECT {take}(%s)", (self.key,)).fetchone()
         if not (row and row[0]):
             holder = self._holder(conn)
             conn.close()
-            raise LockHeld(f"{self.label} is in use by {holder}: wait for it to finish "
-                           "(the lock is freed automatically when that process exits)")
+            raise LockHeld(f"{self.label} is in use by {holder}: "
+                           + (advice or "wait for it to finish (the lock is freed automatically when that process exits)"))
         self._conn = conn
 
     def holds(self) -> bool:
@@ -81,7 +86,8 @@ class RunLock:
         if conn is None or conn.closed:
             return
         try:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            conn.execute(f"SELECT {'pg_advisory_unlock_shared' if self.shared else 'pg_advisory_unlock'}(%s)",
+                         (self.key,))
         except psycopg.Error:
             pass  # the session died: the server freed the lock with it
         finally:
@@ -93,11 +99,13 @@ class RunLock:
                 """SELECT a.application_name, a.usename, a.backend_start FROM pg_locks l
                    JOIN pg_stat_activity a ON a.pid = l.pid
                    WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid
-                     AND l.objsubid = 1""", self._key_parts).fetchone()
+                     AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
+                   ORDER BY a.backend_start LIMIT 1""", self._key_parts).fetchone()
         except psycopg.Error:
             row = None
         if row is None:
             return "another coordinator"
         name, user, since = row  # a role without pg_read_all_stats sees no start time of others
         when = f", connected {since:%Y-%m-%d %H:%M:%S %Z}" if since else ""
-        return f"{name or 'a coordinator'} (role {user}{when})"
+        name = name or "a coordinator"
+        return f"{name if name.startswith('coordinator') else 'coordinator run ' + name} (role {user}{when})"

@@ -8,7 +8,9 @@ operator would look at after a failure: the chat escalations, `coordinator lock 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -174,30 +176,59 @@ def variant_at_the_gate(rw: ReleaseWorld, tmp_path: Path, variant: str, **produc
     to_production_gate(rw, "1.1.0")
 
 
-class RegistrySwitch:
-    """Stops the world's registry on demand; the fixture starts it again after the test."""
+class PartSwitch:
+    """Stops one of the world's processes on demand; its fixture starts it again after the test."""
 
-    def __init__(self, world: Any) -> None:
+    def __init__(self, world: Any, part: str) -> None:
         self.world = world
+        self.part = part
         self.stopped = False
 
-    def stop(self) -> None:
+    def stop(self, *, cut_connections: bool = False) -> None:
+        """Stop it; with `cut_connections`, also kill the processes serving open connections (an
+        sshd's per-connection children outlive the listener), as a dropped network would end them."""
         from sandbox.procs import stop
-        from sandbox.world import Part
 
-        proc = self.world.started.get(Part.REGISTRY)
-        assert proc is not None, "the world's registry was not started by it"
+        proc = self.world.started.get(self.part)
+        assert proc is not None, f"the world's {self.part} was not started by it"
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, timeout=30,
+                                  check=False).stdout.split() if cut_connections else []
         self.stopped = True
         stop(proc)
+        for pid in children:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def start(self) -> None:
+        from sandbox.world import up
+
+        if self.stopped:
+            self.world.started.update(up(self.world.dir).started)  # the session's world sees the new process
+            self.stopped = False
 
 
-@pytest.fixture
-def registry_switch(world: Any) -> Iterator[RegistrySwitch]:
-    switch = RegistrySwitch(world)
+RegistrySwitch = PartSwitch
+
+
+def _switch(world: Any, part: str) -> Iterator[PartSwitch]:
+    switch = PartSwitch(world, part)
     try:
         yield switch
     finally:
-        if switch.stopped:
-            from sandbox.world import up
+        switch.start()
 
-            world.started.update(up(world.dir).started)  # the session's world sees the new process
+
+@pytest.fixture
+def registry_switch(world: Any) -> Iterator[PartSwitch]:
+    from sandbox.world import Part
+
+    yield from _switch(world, Part.REGISTRY)
+
+
+@pytest.fixture
+def sshd_switch(world: Any) -> Iterator[PartSwitch]:
+    from sandbox.world import Part
+
+    yield from _switch(world, Part.SSHD)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ from sandbox.postgres import HOST, PostgresCluster, _bin
 from tests.drills.conftest import (
     HEALTH_TIMEOUT_S,
     SANDBOX_RECORDS,
+    PartSwitch,
+    audit_events,
     empty_staging,
     escalations,
     host_record,
@@ -38,6 +42,7 @@ from tests.drills.conftest import (
     one_line_error,
     push_variant,
     running_digest,
+    to_production_gate,
     variant_at_the_gate,
 )
 from tests.integration.conftest import WORLD_DIR, ReleaseWorld
@@ -70,6 +75,17 @@ def prod_runs_version(version: str) -> Callable[[], bool]:
 def started(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             env=env)
+
+
+@contextmanager
+def reaped(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """`process`, killed and reaped on the way out if a step in between failed."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
 
 
 def finish(process: subprocess.Popen[str], timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
@@ -105,18 +121,15 @@ def fill(directory: Path) -> Path:
 
 
 @pytest.fixture
-def small_state_dir(release_world: ReleaseWorld, tmp_path: Path) -> Iterator[Path]:
+def small_state_dir(release_world: ReleaseWorld) -> Iterator[Path]:
     """rw.state_dir on an 8 MiB tmpfs of its own, unmounted whatever happens.
 
-    ansible-runner's scratch space (`state_dir/runner`) points to another filesystem: this drill
-    is about the coordinator's own records (see docs/safety.md)."""
+    Nothing of the rollback's own playbook run lives there: ansible-runner's private dirs are
+    outside the state dir (coordinator/runner_scratch.py), the run log is best effort."""
     state_dir = release_world.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(state_dir)], check=True, timeout=30)
     try:
-        scratch = tmp_path / "runner-scratch"
-        scratch.mkdir(mode=0o700)
-        (state_dir / "runner").symlink_to(scratch)
         yield state_dir
     finally:
         subprocess.run(["umount", "-l", str(state_dir)], check=False, timeout=30)
@@ -176,7 +189,7 @@ def test_resume_of_a_digest_that_failed_is_refused_without_force_even_when_its_r
     variant_at_the_gate(rw, tmp_path, "broken-health")
     good = running_digest(PROD)  # still 1.0.0: the gate changes nothing in production
     before_failure = tmp_path / "state-at-the-gate"
-    shutil.copytree(rw.state_dir, before_failure, ignore=shutil.ignore_patterns("runner", "coordinator.lock"))
+    shutil.copytree(rw.state_dir, before_failure, ignore=shutil.ignore_patterns("coordinator.lock"))
     assert rw.coordinator("resume").returncode == ExitCode.ROLLED_BACK
 
     again = rw.coordinator("resume", "1.1.0")
@@ -203,6 +216,92 @@ def test_resume_of_a_digest_that_failed_is_refused_without_force_even_when_its_r
     assert forced.returncode == ExitCode.ROLLED_BACK, forced.stdout + forced.stderr  # deployed, failed again
     assert "/health answered 404" in one_line_error(forced)
     assert running_digest(PROD) == good
+
+
+# -- a rollback goes to the last verified release; a manual one never runs next to a release run
+
+def test_a_failed_release_goes_back_to_the_last_verified_release_and_a_manual_rollback_waits_for_its_run(
+        release_world: ReleaseWorld, tmp_path: Path) -> None:
+    rw = release_world
+    variant_at_the_gate(rw, tmp_path, "good")
+    verified = running_digest(PROD)  # 1.0.0, verified by the coordinator
+    # 1.1.0 reaches production, then its command is killed before verify: nobody ever verified it,
+    # yet it is the host's "previous" release once 1.2.0 moves in.
+    killed = rw.coordinator("resume", env={"COORDINATOR_FAILPOINT": "before:verify"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert host_record(PROD)["current"]["version"] == "1.1.0"
+    push_variant(rw, "broken-health", "1.2.0")
+    to_production_gate(rw, "1.2.0")
+
+    resume = started([sys.executable, "-m", "coordinator", "-c", str(rw.config), "resume", "1.2.0"],
+                     {**os.environ, "COORDINATOR_OPERATOR": "release-manager"})
+    try:
+        wait_until(prod_runs_version("1.2.0"), "the broken release to reach production")
+        assert host_record(PROD)["previous"]["version"] == "1.1.0"
+        refused = rw.coordinator("rollback", "production", "--reason", "drill: next to a live run")
+    finally:
+        result = finish(resume)
+
+    assert refused.returncode == ExitCode.LOCKED, refused.stdout + refused.stderr
+    error = one_line_error(refused)
+    assert "in use by coordinator run " in error and f".{resume.pid}." in error and "(resume 1.2.0, since " in error, error
+    assert "rerun `coordinator rollback production`" in error
+    assert not [e for e in audit_events(rw) if e["data"].get("reason") == "drill: next to a live run"]
+
+    assert result.returncode == ExitCode.ROLLED_BACK, result.stdout + result.stderr
+    assert "rolled back to 1.0.0" in one_line_error(result)
+    [page] = escalations(rw)
+    assert "ROLLED BACK v1.2.0 on production" in page
+    assert running_digest(PROD) == verified
+    assert httpx.get(f"{PRODUCTION_URL}/version").text.strip() == "1.0.0"
+    assert host_record(PROD)["current"]["version"] == "1.0.0"
+    assert not any(info.get("held") for info in lock_status(rw, "production").values())
+
+
+# -- one host, its SSH connection cut in the middle of the deploy call -------------------------
+
+def test_an_ssh_drop_in_the_deploy_call_is_reported_as_unknown_and_the_lock_state_matches_the_host(
+        release_world: ReleaseWorld, sshd_switch: PartSwitch, tmp_path: Path) -> None:
+    rw = release_world
+    # The one production host's deploy call lasts ~15 s: health must hold for a 15 s stability window.
+    variant_at_the_gate(rw, tmp_path, "good", health_timeout_s=90,
+                        **inventory_copy(tmp_path, "production", release_health_stable_seconds=15))
+    resume = started([sys.executable, "-m", "coordinator", "-c", str(rw.config), "resume"],
+                     {**os.environ, "COORDINATOR_OPERATOR": "release-manager"})
+    with reaped(resume):
+        wait_until(prod_runs_version("1.1.0"), "the deploy call to take the lock and move the host")
+        sshd_switch.stop(cut_connections=True)  # sshd and every connection to it gone, mid-call
+        try:
+            result = finish(resume)
+        finally:
+            sshd_switch.start()
+
+    assert result.returncode == ExitCode.HOST_UNREACHABLE, result.stdout + result.stderr
+    error = one_line_error(result)
+    assert "cannot reach prod1 over SSH" in error and "Nothing was changed" not in error, error
+    assert "its state is unknown" in error and "may have taken this run's lock (id " in error, error
+    assert "`coordinator lock status production`" in error and "`coordinator hosts check production`" in error
+    [record] = [r for r in json.loads(rw.coordinator("status", "--json").stdout) if r["version"] == "1.1.0"]
+    recorded = record["deployments"]["production"]["lock_id"]
+    assert recorded and f"(id {recorded})" in error  # the record keeps the id the host may hold
+    # The cut-off call took the lock and moved the host; its first health slice ended unverified, so
+    # the lock stays held under this run's id: `lock status` says what the host holds.
+    lock_file = SANDBOX_RECORDS / "locks" / f"{PROD}.lock" / "info.json"
+    assert json.loads(lock_file.read_text())["lock_id"] == recorded
+    lock = host_lock(rw)
+    assert lock.get("held") and lock.get("lock_id") == recorded, lock
+    assert host_record(PROD)["current"]["version"] == "1.1.0"
+
+    again = rw.coordinator("resume")  # this machine's run is gone: resume re-enters its lock
+    assert again.returncode == ExitCode.OK, again.stdout + again.stderr
+    assert httpx.get(f"{PRODUCTION_URL}/version").text.strip() == "1.1.0"
+    assert not host_lock(rw).get("held") and not lock_file.exists()
+
+
+def host_lock(rw: ReleaseWorld) -> dict[str, Any]:
+    """The production host's deploy lock as `coordinator lock status` reports it."""
+    [lock] = lock_status(rw, "production").values()
+    return lock
 
 
 def container_created(name: str) -> str:
@@ -311,33 +410,50 @@ def test_database_stopped_in_the_health_wait_still_rolls_back_pages_and_catches_
     assert "deploy.failed" in [e.get("event") for e in kept] and "rollback.completed" in [e.get("event") for e in kept]
     assert [e["body"]["status"] for e in kept if e["kind"] == "release"] == ["rolled_back"]
 
+    # The database is back, ops's records still wait in its spool: any other machine is told where.
+    gone = "1.1.0: promote was in progress in run "
+    for args in (("status",), ("audit", "verify")):
+        seen = other.run(*args)
+        assert seen.returncode == ExitCode.OK, seen.stdout + seen.stderr
+        assert gone in seen.stderr and f".{resume.pid}." in seen.stderr, seen.stderr
+        assert "which no longer runs" in seen.stderr and "run `coordinator status` on " in seen.stderr
+    created = container_created(PROD)
+    elsewhere = other.run("resume", "1.1.0")  # says so too; the hosts still refuse the digest they marked bad
+    assert gone in elsewhere.stderr and f".{resume.pid}." in elsewhere.stderr, elsewhere.stderr
+    assert elsewhere.returncode == ExitCode.DIGEST_FAILED_BEFORE, elsewhere.stdout + elsewhere.stderr
+    assert running_digest(PROD) == good and container_created(PROD) == created
+
     verified = ops.run("audit", "verify")  # the database is back: the next command appends them
     assert verified.returncode == ExitCode.OK, verified.stdout + verified.stderr
     assert "delayed record(s)" in verified.stderr and "audit chain intact" in verified.stdout
     assert spool_entries(ops.state_dir) == []
     shown = json.loads(other.run("audit", "show", "--json", "--limit", "500").stdout)
     assert {e["event"] for e in shown if "delayed" in e["data"]} >= {"deploy.failed", "rollback.completed"}
-    listed = json.loads(other.run("status", "--json").stdout)
-    assert next(r for r in listed if r["version"] == "1.1.0")["status"] == "rolled_back"
+    listed = other.run("status", "--json")
+    assert next(r for r in json.loads(listed.stdout) if r["version"] == "1.1.0")["status"] == "rolled_back"
+    assert gone not in listed.stderr  # appended: nothing waits anywhere now
     refused = other.run("resume", "1.1.0")  # from another machine: no second try of the bad digest
     assert refused.returncode == ExitCode.DIGEST_FAILED_BEFORE, refused.stdout + refused.stderr
 
 
-def run_lock_holders(cluster: PostgresCluster, database: str, release_id: str) -> list[int]:
-    """The backends holding the run lock of `release_id`, as the server sees them."""
-    key = advisory_key(f"coordinator-run:{release_id}")
+def advisory_holders(cluster: PostgresCluster, database: str, name: str) -> list[tuple[int, str]]:
+    """(backend pid, lock mode) of every session holding the advisory lock `name`, as the server sees them."""
+    key = advisory_key(name)
     with psycopg.connect(cluster.superuser_dsn(database), autocommit=True) as conn:
-        rows = conn.execute("""SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+        rows = conn.execute("""SELECT pid, mode FROM pg_locks WHERE locktype = 'advisory' AND granted
                                AND classid = %s::oid AND objid = %s::oid AND objsubid = 1""",
                             (key >> 32, key & 0xFFFF_FFFF)).fetchall()
-    return [int(pid) for (pid,) in rows]
+    return [(int(pid), str(mode)) for pid, mode in rows]
 
 
-def test_a_terminated_lock_session_stops_its_holder_and_the_second_resume_meets_the_host_lock(
-        release_world: ReleaseWorld, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
-    rw = release_world
-    db = fresh_database(pg_cluster)
-    # A healthy deploy that takes ~15 s to pass: its health must hold for a 15 s stability window.
+def run_lock_holders(cluster: PostgresCluster, database: str, release_id: str) -> list[int]:
+    """The backends holding the run lock of `release_id`."""
+    return [pid for pid, _mode in advisory_holders(cluster, database, f"coordinator-run:{release_id}")]
+
+
+def slow_pair_at_the_gate(rw: ReleaseWorld, db: TeamDatabase, tmp_path: Path) -> tuple[Machine, Machine]:
+    """alice and bob, 1.0.0 in production, good 1.1.0 approved; production deploys and rollbacks
+    take ~15 s to pass (health must hold for a 15 s stability window)."""
     slow = {"health_timeout_s": 90, **inventory_copy(tmp_path, "production", release_health_stable_seconds=15)}
     alice = team_machine(rw, db, tmp_path, "alice", "alice", **slow)
     bob = team_machine(rw, db, tmp_path, "bob", "bob", **slow)
@@ -345,6 +461,14 @@ def test_a_terminated_lock_session_stops_its_holder_and_the_second_resume_meets_
     assert alice.run("resume").returncode == ExitCode.OK
     push_variant(rw, "good", "1.1.0")
     to_gate(alice, bob, "1.1.0")
+    return alice, bob
+
+
+def test_a_terminated_lock_session_stops_its_holder_and_the_second_resume_meets_the_host_lock(
+        release_world: ReleaseWorld, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
+    rw = release_world
+    db = fresh_database(pg_cluster)
+    alice, bob = slow_pair_at_the_gate(rw, db, tmp_path)
 
     lock_file = SANDBOX_RECORDS / "locks" / f"{PROD}.lock" / "info.json"
     first = alice.start("resume")
@@ -373,3 +497,47 @@ def test_a_terminated_lock_session_stops_its_holder_and_the_second_resume_meets_
     # One deploy: the container was created once for 1.1.0 and runs it.
     assert host_record(PROD)["current"]["version"] == "1.1.0"
     assert httpx.get(f"{PRODUCTION_URL}/version").text.strip() == "1.1.0"
+
+
+def env_lock_holders(cluster: PostgresCluster, database: str, environment: str) -> list[str]:
+    """The lock modes held on `environment`'s deploy lock."""
+    return [mode for _pid, mode in advisory_holders(cluster, database, f"coordinator-env:sample:{environment}")]
+
+
+def test_a_manual_rollback_is_refused_next_to_a_live_release_run_and_goes_ahead_once_that_run_is_gone(
+        release_world: ReleaseWorld, pg_cluster: PostgresCluster, tmp_path: Path) -> None:
+    rw = release_world
+    db = fresh_database(pg_cluster)
+    alice, bob = slow_pair_at_the_gate(rw, db, tmp_path)
+    good = running_digest(PROD)  # 1.0.0
+
+    # alice's run dies right after promote (kill -9): her locks die with her session.
+    with reaped(started(alice.argv("resume"), {**alice.env, "COORDINATOR_OPERATOR": "alice",
+                                               "COORDINATOR_FAILPOINT": "after:promote"})) as first:
+        wait_until(prod_runs_version("1.1.0"), "alice's deploy to start on the host")
+        refused = bob.run("rollback", "production", "--reason", "drill: next to a live run")
+        crashed = finish(first)
+
+    assert refused.returncode == ExitCode.LOCKED, refused.stdout + refused.stderr
+    error = one_line_error(refused)
+    assert "production of sample is in use by coordinator run " in error, error
+    assert f".{first.pid}." in error and " since " in error and "promote 1.1.0" in error, error
+    assert "rerun `coordinator rollback production`" in error
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert host_record(PROD)["current"]["version"] == "1.1.0"  # alice's deploy finished; bob's rollback never ran
+    assert env_lock_holders(pg_cluster, db.name, "production") == []
+
+    with reaped(bob.start("rollback", "production", "--reason", "drill: emergency")) as rollback:
+        wait_until(lambda: env_lock_holders(pg_cluster, db.name, "production") == ["ExclusiveLock"],
+                   "bob's rollback to hold production")
+        meanwhile = alice.run("resume", "1.1.0")  # promote again: it acts on production, so it waits its turn
+        done = finish(rollback)
+
+    assert meanwhile.returncode == ExitCode.LOCKED, meanwhile.stdout + meanwhile.stderr
+    assert "rollback production" in one_line_error(meanwhile) and "`coordinator resume 1.1.0`" in one_line_error(meanwhile)
+    assert done.returncode == ExitCode.OK, done.stdout + done.stderr
+    assert running_digest(PROD) == good and host_record(PROD)["current"]["version"] == "1.0.0"
+    shown = json.loads(bob.run("audit", "show", "--json", "--limit", "500").stdout)
+    reasons = [e["data"].get("reason") for e in shown if e["event"] == "rollback.completed"]
+    assert reasons == ["drill: emergency"]
+    assert env_lock_holders(pg_cluster, db.name, "production") == []

@@ -78,6 +78,41 @@ def test_a_terminated_lock_session_is_a_lost_lock_and_another_command_may_take_i
         assert lock_backend_pids(team_db, lock) == []
 
 
+def test_an_environment_is_shared_by_release_runs_and_taken_alone_by_a_rollback(team_db: TeamDatabase) -> None:
+    alice = PostgresStore(team_db.connect("alice"), "shop", run_id="ops1.4242.a1b2c3")
+    bob = PostgresStore(team_db.connect("bob"), "shop", run_id="ops2.77.d4e5f6")
+    carol = PostgresStore(team_db.connect("alice"), "shop", run_id="ops3.9.000000")
+    with alice.deploying("production", "promote 1.0.0"), carol.deploying("production", "verify 1.1.0"):
+        with pytest.raises(LockHeld) as refused:
+            with bob.deploying("production", "rollback production", exclusive=True, advice="wait, then rerun it"):
+                pytest.fail("a rollback ran next to a live release run")
+        assert refused.value.exit_code == ExitCode.LOCKED
+        message = refused.value.message
+        assert message.startswith("production of shop is in use by coordinator run ops1.4242.a1b2c3 since ")
+        assert ": promote 1.0.0 (role alice" in message and message.endswith("wait, then rerun it")
+        (lock,) = alice._run_locks
+        alice.ensure_locked("deploy.yml on production")  # the environment's lock is checked like the run lock
+        assert len(lock_backend_pids(team_db, lock)) == 2 and lock._conn is not None  # alice's and carol's
+        terminate(team_db, lock._conn.info.backend_pid)
+        with pytest.raises(RunLockLost):
+            alice.ensure_locked("deploy.yml on production")
+    with bob.deploying("production", "rollback production", exclusive=True):  # the holders are gone: it goes ahead
+        with pytest.raises(LockHeld, match=r"ops2\.77\.d4e5f6 since .*: rollback production"):
+            with alice.deploying("production", "promote 1.0.0"):
+                pytest.fail("a release run deployed next to a rollback")
+        with alice.deploying("staging", "stage 1.0.0"):  # another environment is not held
+            pass
+
+
+def test_run_active_says_whether_any_command_holds_a_releases_run_lock(team_db: TeamDatabase) -> None:
+    alice = PostgresStore(team_db.connect("alice"), "shop")
+    bob = PostgresStore(team_db.connect("bob"), "shop")
+    assert not bob.run_active("shop-1.0.0")
+    with alice.locked("resume 1.0.0", release_id="shop-1.0.0"):
+        assert bob.run_active("shop-1.0.0") and not bob.run_active("shop-1.1.0")
+    assert not bob.run_active("shop-1.0.0")
+
+
 def test_a_run_lock_lost_to_a_stopped_connection_says_so_before_the_next_step(team_db: TeamDatabase) -> None:
     store = PostgresStore(team_db.connect("alice"), "shop")
     with store.locked("release 1.0.0", release_id="shop-1.0.0"):

@@ -112,11 +112,13 @@ def test_a_coordinator_playbook_run_sees_the_operators_settings(tmp_path: Path, 
     def probe() -> bool:
         return run_playbook(ansible_dir=ansible_dir, playbook="probe.yml", inventory=inventory,
                             extravars={"expected_vault_password_file": str(tmp_path / "vault-pass")},
-                            ident="probe", timeout_s=120, scratch_dir=tmp_path / "scratch").ok
+                            ident="probe", timeout_s=120, run_log_dir=tmp_path / "state").ok
 
     monkeypatch.delenv("ANSIBLE_CONFIG", raising=False)
+    (tmp_path / "runtime").mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
     assert not probe()  # ours alone has no vault password file: the probe can fail
     theirs = operator_cfg(tmp_path, f"[defaults]\nvault_password_file = {tmp_path / 'vault-pass'}\n")
     monkeypatch.setenv("ANSIBLE_CONFIG", str(theirs))
     assert probe()
-    assert not list((tmp_path / "scratch").iterdir()), "the merged file goes with the run's private dir"
+    assert not list((tmp_path / "runtime" / "coordinator-runner").iterdir()), "the merged file goes with the run's private dir"

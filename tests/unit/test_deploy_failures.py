@@ -52,3 +52,13 @@ def test_only_a_plain_removed_first_release_counts_as_one() -> None:
     assert removed_first_release(failed({"a": {"first_release": True, "removed": True},
                                          "b": {"rolled_back": True}})) == []
     assert removed_first_release(failed({"a": {"first_release": True, "removed": False, "rollback_error": "x"}})) == []
+
+
+def test_an_unreachable_host_after_the_deploy_call_began_is_reported_as_unknown_not_unchanged() -> None:
+    result = failed({"prod1": {"lock_failure": "unreachable", "error": "cannot reach prod1: Connection refused"}})
+    error = lock_error("production", result, "start the deploy of v1.1.0",
+                       dropped="taken this run's lock (id L1) and started v1.1.0")
+    assert isinstance(error, HostUnreachable) and error.exit_code == ExitCode.HOST_UNREACHABLE
+    assert "Nothing was changed" not in error.message
+    assert "prod1 may have taken this run's lock (id L1) and started v1.1.0: its state is unknown" in error.message
+    assert "`coordinator lock status production`" in error.message and "`coordinator hosts check production`" in error.message

@@ -99,3 +99,33 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_next_starts_fresh(tmp_path: P
         handle.write(b'{"n": 2, "cut')
     spool.keep({"n": 3})
     assert [entry["n"] for entry in spool.entries()] == [1, 3]
+
+
+def test_an_append_with_nothing_waiting_never_reads_the_reserve(tmp_path: Path, monkeypatch: Any) -> None:
+    from coordinator import spool as spool_module
+
+    spooling, disk, _err = trail(tmp_path)
+    spooling.spool.reserve()
+    disk.full = False
+
+    def no_read(fd: int) -> bytes:
+        raise AssertionError("the whole spool file was read with nothing waiting in it")
+
+    monkeypatch.setattr(spool_module, "_content", no_read)
+    assert spooling.append(AuditEvent.VALIDATE_PASSED, operator="ci", outcome="passed") is not None
+    assert not spooling.spool.pending()
+
+
+def test_pending_follows_what_waits_and_a_torn_line_alone_is_cleared(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.reserve()
+    assert not spool.pending()
+    spool.keep({"kind": "audit", "n": 1})
+    assert spool.pending()
+    assert spool.drain(lambda entry: None) == 1
+    assert not spool.pending()
+    with open(spool.path, "r+b") as handle:  # a crash in the middle of a write
+        handle.write(b'{"kind": "au')
+    assert spool.pending()
+    assert spool.drain(lambda entry: None) == 0
+    assert not spool.pending() and spool.path.stat().st_size == RESERVE_BYTES
