@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 
 from coordinator import failpoints
 from coordinator.context import Context
@@ -162,23 +162,24 @@ class Driver:
         release.last_error = None
         self._save(release, before="the first stage")
         try:
-            while (stage := release.next_stage) is not None:
-                if self.ctx.cancel.is_set():
-                    raise Interrupted(f"stopped before {stage}; run `coordinator resume` to continue")
-                self.ctx.out.step(f"{stage.value}: {release.tag}")
-                release.intent = Intent(action=stage.value, started_at=utcnow(), run_id=self.ctx.run_id)
-                self._save(release, before=stage.value)
-                failpoints.hit(f"before:{stage.value}")
-                started = time.monotonic()
-                try:
-                    with self._environment_held(stage, release):
+            with _EnvironmentHold() as hold:
+                while (stage := release.next_stage) is not None:
+                    if self.ctx.cancel.is_set():
+                        raise Interrupted(f"stopped before {stage}; run `coordinator resume` to continue")
+                    self.ctx.out.step(f"{stage.value}: {release.tag}")
+                    hold.move_to(self._environment_of(stage), lambda: self._environment_held(stage, release))
+                    release.intent = Intent(action=stage.value, started_at=utcnow(), run_id=self.ctx.run_id)
+                    self._save(release, before=stage.value)
+                    failpoints.hit(f"before:{stage.value}")
+                    started = time.monotonic()
+                    try:
                         self._run_stage(stage, release)
-                finally:
-                    release.stage_seconds[stage.value] = round(time.monotonic() - started, 3)
-                failpoints.hit(f"after:{stage.value}")
-                release.intent = None
-                release.mark_completed(stage)
-                self._save(release, before=f"recording {stage.value} as done")
+                    finally:
+                        release.stage_seconds[stage.value] = round(time.monotonic() - started, 3)
+                    failpoints.hit(f"after:{stage.value}")
+                    release.intent = None
+                    release.mark_completed(stage)
+                    self._save(release, before=f"recording {stage.value} as done")
         except RunLockLost:
             raise  # the record is no longer ours to write: another command may own it now
         except CoordinatorError as exc:
@@ -191,12 +192,16 @@ class Driver:
         self.ctx.out.success(f"{release.tag} released: {release.announcement.release_url or ''}")
         return release
 
+    def _environment_of(self, stage: Stage) -> str | None:
+        """The environment whose hosts `stage` acts on, or None for stages that touch no host."""
+        config = self.ctx.config
+        return {Stage.STAGE: config.promote_from, Stage.PROMOTE: config.promote_to,
+                Stage.VERIFY: config.promote_to}.get(stage)
+
     def _environment_held(self, stage: Stage, release: Release) -> AbstractContextManager[None]:
         """The deploy lock of the environment `stage` acts on (shared with other releases), so a
         manual rollback of it never runs at the same time; nothing for stages that touch no host."""
-        config = self.ctx.config
-        environment = {Stage.STAGE: config.promote_from, Stage.PROMOTE: config.promote_to,
-                       Stage.VERIFY: config.promote_to}.get(stage)
+        environment = self._environment_of(stage)
         if environment is None:
             return nullcontext()
         return self.ctx.store.deploying(
@@ -251,3 +256,35 @@ def _status_after(error: CoordinatorError, current: ReleaseStatus) -> ReleaseSta
     if isinstance(error, (Interrupted, GateRefused)):
         return ReleaseStatus.IN_PROGRESS
     return ReleaseStatus.FAILED
+
+
+class _EnvironmentHold:
+    """The environment deploy lock a run holds across consecutive stages on the same environment.
+
+    Promote and verify both act on production: letting the lock go between them would let a
+    manual rollback start after the new release is on the hosts and before anyone checked it,
+    and verify would then judge (or roll back) a fleet the rollback is changing. The hold moves
+    only when the next stage acts on another environment (or none), and it is let go when the
+    run leaves its stages, before the failure or completion is recorded.
+    """
+
+    def __init__(self) -> None:
+        self._environment: str | None = None
+        self._held: ExitStack = ExitStack()
+
+    def __enter__(self) -> "_EnvironmentHold":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.close()
+
+    def move_to(self, environment: str | None, take: Callable[[], AbstractContextManager[None]]) -> None:
+        """Hold `environment`'s lock (taken with `take`), keeping it if it is the one already held."""
+        if environment == self._environment and environment is not None:
+            return
+        self._held.close()
+        self._environment = None
+        if environment is not None:
+            self._held = ExitStack()
+            self._held.enter_context(take())
+            self._environment = environment
