@@ -84,6 +84,31 @@ class Machine:
                               stdin=subprocess.DEVNULL)
 
 
+@dataclass
+class WorldMachine:
+    """One installation against the world (its own directory, config and state dir) and who
+    runs it: `name` is the operator label, `login` the database login its DSN uses, if any."""
+
+    name: str
+    config: Path
+    state_dir: Path
+    env: dict[str, str]
+    login: str | None = None
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "coordinator", "-c", str(self.config), *args]
+
+    def run(self, *args: str, operator: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env={**self.env, "COORDINATOR_OPERATOR": operator or self.name}, timeout=900, check=False)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """The command in the background, its output piped (a drill stops or kills it midway)."""
+        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True,
+                                env={**self.env, "COORDINATOR_OPERATOR": self.name})
+
+
 def team_config(directory: Path, **overrides: Any) -> Path:
     data: dict[str, Any] = {**copy.deepcopy(MINIMAL), "state_dir": "state", "state": {"backend": "postgres"}}
     data.update(overrides)

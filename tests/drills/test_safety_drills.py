@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from tests.drills.conftest import (
     variant_at_the_gate,
 )
 from tests.integration.conftest import WORLD_DIR, ReleaseWorld
-from tests.pg import TeamDatabase, fresh_database, running_cluster
+from tests.pg import TeamDatabase, WorldMachine as Machine, fresh_database, running_cluster
 
 pytestmark = pytest.mark.world
 
@@ -314,27 +313,6 @@ def container_created(name: str) -> str:
 @pytest.fixture(scope="module")
 def pg_cluster() -> Iterator[PostgresCluster]:
     yield from running_cluster()
-
-
-@dataclass
-class Machine:
-    """One installation: its own directory, state dir and database login."""
-
-    name: str
-    config: Path
-    state_dir: Path
-    env: dict[str, str]
-    login: str
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "coordinator", "-c", str(self.config), *args]
-
-    def run(self, *args: str, operator: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              env={**self.env, "COORDINATOR_OPERATOR": operator or self.name}, timeout=900, check=False)
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        return started(self.argv(*args), {**self.env, "COORDINATOR_OPERATOR": self.name})
 
 
 def team_machine(rw: ReleaseWorld, db: TeamDatabase, root: Path, name: str, role: str, **production: Any) -> Machine:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from sandbox.coordinator_config import write_sandbox_config
 from sandbox.forge_seed import register_person, wait_for_green
 from sandbox.postgres import OWNER, PostgresCluster
 from tests.integration.conftest import WORLD_DIR, ReleaseWorld, running_digest
-from tests.pg import TeamDatabase, fresh_database, running_cluster
+from tests.pg import TeamDatabase, WorldMachine as Machine, fresh_database, running_cluster
 
 pytestmark = pytest.mark.world
 
@@ -31,23 +29,6 @@ TOKENS = {"alice": "sandbox-token-team-alice", "bob": "sandbox-token-team-bob", 
 @pytest.fixture(scope="module")
 def pg_cluster() -> Iterator[PostgresCluster]:
     yield from running_cluster()
-
-
-@dataclass
-class Machine:
-    """One installation: its own directory, config and state dir, and who runs it."""
-
-    name: str
-    config: Path
-    state_dir: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, operator: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, "COORDINATOR_OPERATOR": operator or self.name}
-        completed = subprocess.run([sys.executable, "-m", "coordinator", "-c", str(self.config), *args],
-                                   capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=900,
-                                   check=False)
-        return completed
 
 
 @dataclass
