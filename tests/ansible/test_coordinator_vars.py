@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+from coordinator.audit import AuditEvent
 from coordinator.config import EnvironmentConfig
 from coordinator.context import new_run_id
 from coordinator.release import BuildInfo, Release
@@ -18,12 +19,18 @@ from tests.ansible.ansible_world import Image
 from tests.ansible.conftest import Images, Inventory, InventoryFactory, run_playbook, running_digest
 
 
-def coordinator_vars(image: Image, inventory: Inventory, health_timeout_s: float = 6) -> dict[str, Any]:
-    """What the coordinator passes to deploy.yml for `image`, built by its own code from a real record."""
+def coordinator_vars(image: Image, inventory: Inventory, health_timeout_s: float = 6,
+                     verified: Image | None = None) -> dict[str, Any]:
+    """What the coordinator passes to deploy.yml for `image` when it promotes to this environment,
+    built by its own code from a real record; `verified` is the release the audit trail shows
+    verified there last (deploy.yml's own rescue goes back to it, `coordinator.known_good`)."""
     environment = EnvironmentConfig(inventory=inventory.path, url="http://127.0.0.1:9",  # type: ignore[arg-type]
                                     health_timeout_s=health_timeout_s, health_interval_s=0.5)
-    ctx = SimpleNamespace(config=SimpleNamespace(environments={"test": environment}), operator="pytest",
-                          run_id=new_run_id(), force=False)
+    trail = [] if verified is None else [SimpleNamespace(
+        event=AuditEvent.DEPLOY_VERIFIED, environment="test", version=verified.version, data={"digest": verified.digest})]
+    ctx = SimpleNamespace(config=SimpleNamespace(environments={"test": environment}, promote_to="test"),
+                          operator="pytest", run_id=new_run_id(), force=False,
+                          audit=SimpleNamespace(records=lambda: trail))
     release = Release(id=f"sample-{image.version}", project="sample", version=image.version, tag=f"v{image.version}",
                       operator="pytest", build=BuildInfo(run_id="1", run_url="http://127.0.0.1:9/run/1",
                                                          conclusion="success", image=image.name, digest=image.digest))
@@ -35,7 +42,7 @@ def test_a_rollback_inside_deploy_checks_the_restored_release(images: Images, ma
     good, broken = images.sample["1.0.0"], images.sample["4.0.0"]
     assert not run_playbook("deploy.yml", inventory.path, coordinator_vars(good, inventory)).failed
 
-    run = run_playbook("deploy.yml", inventory.path, coordinator_vars(broken, inventory))
+    run = run_playbook("deploy.yml", inventory.path, coordinator_vars(broken, inventory, verified=good))
 
     assert run.failed
     host = run.hosts["web"]
