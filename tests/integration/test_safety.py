@@ -8,11 +8,13 @@ import secrets
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from coordinator.errors import ExitCode
+from coordinator.runner_scratch import PREFIX, scratch_root
 from sandbox.coordinator_config import IMAGE, REPO_ROOT
 from sandbox.forge_seed import REPO_API, register_person
 from tests.integration.conftest import ReleaseWorld
@@ -36,6 +38,7 @@ def files_under(root: Path) -> list[Path]:
 
 def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWorld):
     rw = release_world
+    runner_dirs_before = runner_dirs()
     canary = f"canary-env-{secrets.token_hex(8)}"
     registry_password = f"canary-registry-{secrets.token_hex(8)}"  # handed to the hosts' pull as well
     token = (rw.world_dir / "forge-token").read_text().strip()
@@ -56,7 +59,8 @@ def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWor
             if secret in output:
                 leaks.append("command output")
     written = files_under(rw.state_dir) + [HOST_STATE / "release.json"]
-    for runner_dir in Path("/tmp").glob("coordinator-runner-*"):
+    new_runner_dirs = runner_dirs() - runner_dirs_before
+    for runner_dir in new_runner_dirs:
         written += files_under(runner_dir)
     for path in written:
         try:
@@ -69,7 +73,16 @@ def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWor
     body = rw.forge.get(f"{REPO_API}/releases/tags/v1.0.0").json()["body"]
     assert canary not in body and token not in body and registry_password not in body
     assert leaks == []
-    assert not list(Path("/tmp").glob("coordinator-runner-*"))
+    assert new_runner_dirs == set()  # every run's private data dir is removed when the run ends
+
+
+def runner_dirs() -> set[Path]:
+    """ansible-runner's private data dirs on this machine: the run dirs under this user's scratch
+    root (what the coordinator subprocesses use: same user, same environment) and the fallback
+    dirs a run makes when that root cannot be trusted."""
+    root = scratch_root()
+    found = set(root.glob(f"{PREFIX}*")) if root is not None else set()
+    return found | set(Path(tempfile.gettempdir()).glob("coordinator-runner-*")) - ({root} if root else set())
 
 
 def test_a_lock_held_by_someone_else_stops_promotion_until_released(release_world: ReleaseWorld):
