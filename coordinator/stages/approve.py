@@ -170,12 +170,13 @@ def approvals_missing(ctx: Context, release: Release) -> int:
 
 
 def run_approve(ctx: Context, release: Release, confirm: Callable[[str, str], bool] | None) -> None:
-    missing = approvals_missing(ctx, release)
+    counted = approvers_counted(ctx, release)  # once: each count re-reads the forge, the audit and the CI runs
+    missing = max(0, approvals_required(ctx) - len(counted))
     if missing == 0:
         from coordinator import gate_reading
 
         gate_reading.cancel(release)  # no summary to show: the production reading is not needed
-        ctx.out.info(f"approved by {', '.join(approvers_counted(ctx, release))}")
+        ctx.out.info(f"approved by {', '.join(counted)}")
         return
     summary = gate_summary(ctx, release)
     ctx.out.line(summary)
