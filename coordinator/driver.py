@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack
 
 from coordinator import failpoints
 from coordinator.context import Context
@@ -167,7 +167,8 @@ class Driver:
                     if self.ctx.cancel.is_set():
                         raise Interrupted(f"stopped before {stage}; run `coordinator resume` to continue")
                     self.ctx.out.step(f"{stage.value}: {release.tag}")
-                    hold.move_to(self._environment_of(stage), lambda: self._environment_held(stage, release))
+                    hold.move_to(self._environment_of(stage),
+                                 lambda environment: self._environment_held(environment, stage, release))
                     release.intent = Intent(action=stage.value, started_at=utcnow(), run_id=self.ctx.run_id)
                     self._save(release, before=stage.value)
                     failpoints.hit(f"before:{stage.value}")
@@ -198,12 +199,9 @@ class Driver:
         return {Stage.STAGE: config.promote_from, Stage.PROMOTE: config.promote_to,
                 Stage.VERIFY: config.promote_to}.get(stage)
 
-    def _environment_held(self, stage: Stage, release: Release) -> AbstractContextManager[None]:
-        """The deploy lock of the environment `stage` acts on (shared with other releases), so a
-        manual rollback of it never runs at the same time; nothing for stages that touch no host."""
-        environment = self._environment_of(stage)
-        if environment is None:
-            return nullcontext()
+    def _environment_held(self, environment: str, stage: Stage, release: Release) -> AbstractContextManager[None]:
+        """The deploy lock of `environment`, which `stage` acts on (shared with other releases), so a
+        manual rollback of it never runs at the same time."""
         return self.ctx.store.deploying(
             environment, f"{stage.value} {release.version}",
             advice=f"wait for it to finish, then `coordinator resume {release.version}`")
@@ -278,13 +276,13 @@ class _EnvironmentHold:
     def __exit__(self, *exc: object) -> None:
         self._held.close()
 
-    def move_to(self, environment: str | None, take: Callable[[], AbstractContextManager[None]]) -> None:
-        """Hold `environment`'s lock (taken with `take`), keeping it if it is the one already held."""
+    def move_to(self, environment: str | None, take: Callable[[str], AbstractContextManager[None]]) -> None:
+        """Hold `environment`'s lock (taken with `take(environment)`), keeping it if it is the one already held."""
         if environment == self._environment and environment is not None:
             return
         self._held.close()
         self._environment = None
         if environment is not None:
             self._held = ExitStack()
-            self._held.enter_context(take())
+            self._held.enter_context(take(environment))
             self._environment = environment

@@ -22,7 +22,7 @@ class Locks:
 
     def taker(self, environment: str):  # type: ignore[no-untyped-def]
         @contextmanager
-        def held() -> Iterator[None]:
+        def held(_environment: str) -> Iterator[None]:
             self.events.append(f"take {environment}")
             try:
                 yield
@@ -58,7 +58,7 @@ def test_a_refused_lock_leaves_nothing_held() -> None:
     locks = Locks()
 
     @contextmanager
-    def refused() -> Iterator[None]:
+    def refused(_environment: str) -> Iterator[None]:
         raise PermissionError("held by a rollback")
         yield
 
