@@ -251,10 +251,11 @@ def rollback_environment(ctx: Context, release: Release, environment: str, reaso
     })
     merge_host_states(deployment, result)
     deployment.finished_at = utcnow()
-    restored = sorted({state.version or "?" for state in result.host_states().values()})
+    states = result.host_states()
+    restored = sorted({state.version or "?" for state in states.values()})
     if not result.ok:
         _rollback_failed(ctx, release, environment, reason, result.summary())
-    still_bad = sorted(host for host, state in result.host_states().items() if state.digest == release.build.digest)
+    still_bad = sorted(host for host, state in states.items() if state.digest == release.build.digest)
     if still_bad:  # "rolled back" must mean the failed digest no longer runs
         _rollback_failed(ctx, release, environment, reason,
                          f"{', '.join(still_bad)} still run(s) {release.build.digest} ({release.tag}): no verified "
