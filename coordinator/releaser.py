@@ -131,33 +131,38 @@ def _session_login(ctx: "Context") -> tuple[str, ...]:
     return (login,) if login else ()
 
 
-def bot_source(ctx: "Context", *names: str) -> str | None:
-    """Where one of `names` is listed as a bot (`approvals.bots`, or the database policy), or None."""
-    wanted = {name.casefold() for name in names if name}
-    if wanted & set(ctx.config.approvals.bots):
-        return "approvals.bots"
+def listed_bots(ctx: "Context") -> dict[str, str]:
+    """Every account listed as a bot (casefolded) and where: `approvals.bots`, or the database policy."""
+    listed = {bot.casefold(): "approvals.bots" for bot in ctx.config.approvals.bots}
     if ctx.team_mode:
         from coordinator.state.postgres import PostgresStore
 
         assert isinstance(ctx.store, PostgresStore)
-        if wanted & {bot.casefold() for bot in ctx.store.policy().bots}:
-            return "state policy --bots"
-    return None
+        for bot in ctx.store.policy().bots:
+            listed.setdefault(bot.casefold(), "state policy --bots")
+    return listed
+
+
+def bot_source(ctx: "Context", name: str, bots: dict[str, str] | None = None) -> str | None:
+    """Where `name` is listed as a bot, or None; `bots` is `listed_bots(ctx)` when the caller has it."""
+    return (listed_bots(ctx) if bots is None else bots).get(name.casefold()) if name else None
 
 
 @dataclass
 class GateExclusions:
-    """Who started a release, from every source that says so: the record, the audit, the database."""
+    """Who started a release, from every source that says so: the record, the audit, the database;
+    and the bots, read once for the whole gate count (in team mode the policy is a query)."""
 
     releasers: set[str] = field(default_factory=set)
     ci_identities: set[str] = field(default_factory=set)
+    bots: dict[str, str] = field(default_factory=dict)
 
 
 def recorded_starters(ctx: "Context", release: "Release") -> GateExclusions:
     """The releasers and CI identities of `release`, the record's and those of harder-to-rewrite places."""
     from coordinator.audit import AuditEvent
 
-    found = GateExclusions()
+    found = GateExclusions(bots=listed_bots(ctx))
     found.releasers.add(release.releaser or release.operator)
     run_ids = {release.ci_run} if release.ci_run else set()
     if release.ci_identity:
@@ -201,7 +206,7 @@ def _add_triggering_people(ctx: "Context", release: "Release", found: GateExclus
     if run_ids:
         return
     for starter in sorted(found.ci_identities | found.releasers):
-        bot = bot_source(ctx, starter)
+        bot = bot_source(ctx, starter, found.bots)
         if bot:
             raise IdentityRefused(f"{release.tag} was started by {starter}, a bot ({bot}), with no CI run on record: "
                                   "who triggered it is unknown, so no approval counts; start it again from its CI "
@@ -210,7 +215,7 @@ def _add_triggering_people(ctx: "Context", release: "Release", found: GateExclus
 
 def not_counted(ctx: "Context", starters: GateExclusions, name: str) -> str | None:
     """Why `name`'s approval of a release with these starters never counts, or None if it may."""
-    bot = bot_source(ctx, name)
+    bot = bot_source(ctx, name, starters.bots)
     if bot:
         return f"is a bot ({bot}): bots never approve"
     if same_identity(name, *starters.ci_identities):
