@@ -225,3 +225,12 @@ class NoHosts(UsageError):
     Acting on zero hosts would "succeed" while changing nothing (a rollback that restored
     nothing, a lock status that says nothing), so it is a configuration error, exit 2.
     """
+
+
+class RecordUnreadable(StateBackendError):
+    """A release record this coordinator cannot read: written by a newer coordinator, or damaged.
+
+    Records are strict (an unknown field is refused, never dropped): a machine that ignored
+    a newer field would write the record back without it, losing what the newer coordinator
+    recorded (a CI run, the approvals a gate counted).
+    """

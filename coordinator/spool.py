@@ -212,12 +212,12 @@ class SpoolingTrail:
 
     def _write(self, entry: dict[str, Any], save_release: Callable[["Release"], None] | None) -> None:
         from coordinator.audit import AuditEvent
-        from coordinator.release import Release
+        from coordinator.release_read import read_release
 
         if entry.get("kind") == "release":
             if save_release is None:
                 raise StateBackendError("no store to save a delayed release record to")
-            save_release(Release.model_validate(entry["body"]))
+            save_release(read_release(entry["body"], f"{entry['body'].get('id', '?')} (spool {self.spool.path})"))
             return
         data = {**(entry.get("data") or {}), "delayed": {"original_time": entry["at"]}}
         self.trail.append(AuditEvent(entry["event"]), operator=entry["operator"], release_id=entry.get("release_id"),

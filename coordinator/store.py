@@ -17,6 +17,7 @@ from pathlib import Path
 from coordinator.errors import LockHeld
 from coordinator.fsutil import atomic_write_text
 from coordinator.release import Approval, Release, utcnow
+from coordinator.release_read import read_release
 
 
 class ReleaseStore:
@@ -55,13 +56,13 @@ class ReleaseStore:
         path = self.path_for(release_id)
         if not path.exists():
             return None
-        return Release.model_validate_json(path.read_text(encoding="utf-8"))
+        return read_release(path.read_text(encoding="utf-8"), str(path))
 
     def all(self) -> list[Release]:
         if not self.releases_dir.is_dir():
             return []
         releases = [
-            Release.model_validate_json(path.read_text(encoding="utf-8"))
+            read_release(path.read_text(encoding="utf-8"), str(path))
             for path in sorted(self.releases_dir.glob("*.json"))
         ]
         return sorted(releases, key=lambda release: release.created_at)

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from coordinator.errors import GateRefused, IdentityRefused, StateBackendError
 from coordinator.redact import Redactor, dsn_problem
 from coordinator.release import Approval, Release, utcnow
+from coordinator.release_read import read_release
 from coordinator.state.gate_sql import GatePolicy, read_policy, refusal, session_login
 from coordinator.state.schema_v2 import IDENTITY_STATE, RECORD_STATE
 from coordinator.state.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, VERSION_TABLE
@@ -240,7 +241,7 @@ class PostgresStore:
                               (release_id,)).fetchone()
         if row is None:
             return None
-        release = Release.model_validate(row[0])
+        release = read_release(row[0], f"{release_id} ({SCHEMA}.release_revisions)")
         release.approvals = self._approvals(release_id)
         return release
 
@@ -250,7 +251,7 @@ class PostgresStore:
                 WHERE project = %s ORDER BY release_id, rev DESC""", (self.project,)).fetchall()
         releases = []
         for (body,) in rows:
-            release = Release.model_validate(body)
+            release = read_release(body, f"{body.get('id', '?')} ({SCHEMA}.release_revisions)")
             release.approvals = self._approvals(release.id)
             releases.append(release)
         return sorted(releases, key=lambda release: release.created_at)

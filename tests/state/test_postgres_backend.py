@@ -139,6 +139,19 @@ def test_release_saves_are_revisions_and_load_returns_the_newest(team_db: TeamDa
     assert rows == [(1, "ci_bot"), (2, "ci_bot")]
 
 
+def test_a_revision_from_a_newer_coordinator_is_refused_by_every_machine_naming_the_fields(
+        team_db: TeamDatabase, machine: Any) -> None:
+    PostgresStore(team_db.connect("ci_bot"), "shop").save(release())
+    # A newer coordinator's revision: a field this one does not know (written as the owner: the test
+    # stands in for a newer client, not an attacker).
+    team_db.owner_sql("""UPDATE coordinator.release_revisions SET body = body || '{"rollout_plan": [1, 2]}'::jsonb""")
+    result = machine("ops", team_db.dsn("bob")).run("status")
+    assert result.returncode == ExitCode.STATE_BACKEND
+    assert "release record shop-1.0.0 (coordinator.release_revisions) has fields this coordinator does not know " \
+           "(rollout_plan): a newer coordinator wrote it; upgrade coordinator on this machine" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # -- approvals the database vouches for ----------------------------------------------
 
 

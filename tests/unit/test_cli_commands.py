@@ -98,3 +98,45 @@ def test_config_check_redacts_notification_secrets(config_path):
     assert "TokenA" not in result.output and "key=abc" not in result.output
     assert "slack://" in result.output
     assert "is valid" in result.output
+
+
+def _stored_release(config_path: Path, **extra_fields) -> Path:
+    from coordinator.release import Release
+
+    release = Release(id="shop-1.0.0", project="shop", version="1.0.0", tag="v1.0.0", operator="alice")
+    path = config_path.parent / "state" / "releases" / "shop-1.0.0.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**release.model_dump(mode="json"), **extra_fields}))
+    return path
+
+
+def _run_cli(config_path: Path, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "coordinator", "-c", str(config_path), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_record_from_a_newer_coordinator_is_refused_naming_its_fields_and_the_fix(config_path):
+    path = _stored_release(config_path, rollout_plan=[1, 2], signed_by="alice")
+    before = path.read_text()
+
+    result = _run_cli(config_path, "status")
+
+    assert result.returncode == ExitCode.STATE_BACKEND
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in result.stderr
+    assert str(path) in message and "(rollout_plan, signed_by)" in message
+    assert "newer coordinator wrote it; upgrade coordinator on this machine" in message
+    assert path.read_text() == before  # refused, never rewritten without the fields
+
+
+def test_a_damaged_record_names_the_field_at_fault(config_path):
+    path = _stored_release(config_path, status="half-done")
+
+    result = _run_cli(config_path, "status")
+
+    assert result.returncode == ExitCode.STATE_BACKEND
+    assert "Traceback" not in result.stderr
+    assert f"release record {path} is damaged: status:" in result.stderr
