@@ -17,7 +17,8 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator,
+                      model_validator)
 
 from coordinator.errors import ConfigError, UsageError
 
@@ -55,6 +56,23 @@ def _check_url(value: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(_check_url)]
+
+_BATCH = re.compile(r"^(?:[1-9][0-9]*|(?:100|[1-9][0-9]?)%)$")
+
+
+def _check_batches(value: int | str | list[int | str]) -> int | str | list[int | str]:
+    """Batch sizes as Ansible's `serial` takes them: a host count, a percentage of the hosts, or
+    a non-empty list of those whose last size repeats."""
+    sizes = value if isinstance(value, list) else [value]
+    if not sizes:
+        raise ValueError("give at least one batch size, e.g. [1, '25%']")
+    for size in sizes:
+        if isinstance(size, bool) or not _BATCH.match(str(size)):
+            raise ValueError(f"batch size {size!r} must be a host count (1, 2, ...) or a percentage (1%..100%)")
+    return value
+
+
+BatchSizes = Annotated[StrictInt | str | list[StrictInt | str], AfterValidator(_check_batches)]
 
 
 class AppConfig(Strict):
@@ -193,7 +211,10 @@ class EnvironmentConfig(Strict):
     health_interval_s: float = Field(0.5, gt=0, description=(
         "Seconds between health polls; a host passes when it stays healthy for the stability window "
         "(release_health_stable_seconds, 0.5 s) after its first healthy answer."))
-    serial: str | None = Field(None, description="Ansible batch size for fleets, e.g. '25%' or '2'.")
+    serial: BatchSizes | None = Field(None, description=(
+        "Batch sizes for deploy.yml (Ansible's serial): a count, a percentage, or a list whose last "
+        "size repeats, e.g. [1, '25%']. Default: one canary host, then a quarter of the hosts per "
+        "batch, rounded up (5 hosts: 1, 2, 2)."))
     playbook_timeout_s: float = Field(1800, gt=0)
     allow_no_hosts: bool = Field(
         False, description="Accept an inventory without hosts (a staging that is only a formality); "

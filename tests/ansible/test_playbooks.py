@@ -166,6 +166,28 @@ def test_a_failing_batch_rolls_back_every_host_this_run_moved(images: Images, ma
     assert inventory.record("fleet5")["previous"] is None
 
 
+def test_by_default_a_release_that_fails_everywhere_fails_on_the_canary_alone(
+    images: Images, make_inventory: InventoryFactory
+) -> None:
+    names = ["fleet1", "fleet2", "fleet3", "fleet4", "fleet5"]
+    # Every host refuses 2.0.0: the default batches (1, 2, 2) stop after the one-host canary.
+    refuse = {"docker_release_env": {"REFUSE_VERSION": "2.0.0"}}
+    inventory = make_inventory(names, {name: refuse for name in names})
+    old, new = images.fleet["1.0.0"], images.fleet["2.0.0"]
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(old, deploy_serial="100%")).failed
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(new))
+
+    assert run.failed
+    assert "failed on fleet1" in run.output
+    assert run.hosts["fleet1"]["rolled_back"] is True
+    for name in names:
+        assert running_digest(inventory.container(name)) == old.digest, name
+    for name in names[1:]:
+        assert name not in run.hosts, name
+        assert inventory.record(name)["previous"] is None, name
+
+
 # verify.yml
 
 

@@ -115,3 +115,35 @@ def test_an_unknown_environment_is_named_with_the_ones_defined():
 def test_bots_are_case_insensitive_and_listed_once(tmp_path):
     data = {**MINIMAL, "approvals": {"bots": ["CI-Bot", "ci-bot", "Release.Bot"]}}
     assert load_config(write(tmp_path, data)).approvals.bots == ["ci-bot", "release.bot"]
+
+
+def _with_serial(value) -> dict:
+    environments = {**MINIMAL["environments"],
+                    "production": {**MINIMAL["environments"]["production"], "serial": value}}
+    return {**MINIMAL, "environments": environments}
+
+
+@pytest.mark.parametrize("value", [2, "2", "25%", "100%", [1, "25%"], [1, 2, "50%"]])
+def test_batch_sizes_take_ansible_s_serial_forms(tmp_path, value):
+    assert load_config(write(tmp_path, _with_serial(value))).environments["production"].serial == value
+
+
+@pytest.mark.parametrize(("value", "named"), [
+    (0, "0"), ("0%", "'0%'"), ("101%", "'101%'"), ("half", "'half'"), ("1.5", "'1.5'"), ([1, "0"], "'0'"),
+])
+def test_a_bad_batch_size_is_named_with_the_forms_it_may_take(tmp_path, value, named):
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, _with_serial(value)))
+    message = str(refused.value)
+    assert "environments.production.serial" in message and f"batch size {named}" in message
+    assert "host count" in message and "percentage" in message and "\n" not in message
+
+
+def test_an_empty_list_of_batch_sizes_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"environments\.production\.serial: .*at least one batch size"):
+        load_config(write(tmp_path, _with_serial([])))
+
+
+def test_yes_is_not_a_batch_size(tmp_path):
+    with pytest.raises(ConfigError, match=r"environments\.production\.serial"):
+        load_config(write(tmp_path, _with_serial(True)))
