@@ -29,7 +29,7 @@ README = REPO_ROOT / "README.md"
 
 CLI_TESTS: dict[int, str] = {
     0: "tests/unit/test_config_check.py::test_a_complete_config_passes",
-    1: "tests/integration/test_exit_codes.py::test_an_unreadable_release_record_is_an_unexpected_error_exit_1",
+    1: "tests/integration/test_exit_codes.py::test_an_unexpected_error_is_exit_1_pointing_at_debug",
     2: "tests/integration/test_zero_hosts.py::test_an_inventory_path_that_does_not_exist_is_exit_2_naming_it",
     3: "tests/integration/test_preflight.py::test_plan_exits_3_naming_the_failed_check",
     4: "tests/integration/test_release.py::test_resume_without_approval_stays_at_the_gate",
@@ -119,14 +119,26 @@ def test_an_unreachable_state_database_is_exit_19(tmp_path: Path):
     assert not (tmp_path / "state" / "releases").exists()
 
 
-def test_an_unreadable_release_record_is_an_unexpected_error_exit_1(tmp_path: Path):
+def test_an_unexpected_error_is_exit_1_pointing_at_debug(tmp_path: Path):
     config = write_sandbox_config(tmp_path / "coordinator.yml", tmp_path / "world", tmp_path / "state")
-    (tmp_path / "state" / "releases").mkdir(parents=True)
-    (tmp_path / "state" / "releases" / "sample-1.0.0.json").write_text("{not json")
+    # A directory where a release record should be: nothing the coordinator classifies.
+    (tmp_path / "state" / "releases" / "sample-1.0.0.json").mkdir(parents=True)
     result = run_cli(config, "status")
     assert result.returncode == ExitCode.ERROR, result.stdout + result.stderr
     error = result.stderr.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: unexpected ") and "--debug" in error[0]
+
+
+def test_a_release_record_that_is_not_json_is_named_as_damaged_exit_19(tmp_path: Path):
+    config = write_sandbox_config(tmp_path / "coordinator.yml", tmp_path / "world", tmp_path / "state")
+    record = tmp_path / "state" / "releases" / "sample-1.0.0.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{not json")
+    result = run_cli(config, "status")
+    assert result.returncode == ExitCode.STATE_BACKEND, result.stdout + result.stderr
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and f"release record {record} is damaged" in error[0]
+    assert record.read_text() == "{not json"
 
 
 # -- 8, 11 and 13 on the real world ----------------------------------------------------
