@@ -76,7 +76,7 @@ def main() -> None:
         parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe, mitogen")
 
     from bench import cpu, report, scenarios
-    from sandbox.world import up
+    from tests.sandbox.world import up
 
     up(Path(__file__).resolve().parent.parent / ".sandbox")
     cpu.become_subreaper()  # the playbooks' ssh masters come back to us to be counted and stopped

@@ -28,7 +28,7 @@ from bench.host_python import host_python
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
 from coordinator.ansible import PlaybookResult, run_playbook
-from sandbox.coordinator_config import IMAGE, REPO_ROOT
+from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
 PEER_DIR = REPO_ROOT / "bench" / "peer"

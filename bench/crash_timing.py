@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandbox.coordinator_config import IMAGE, REPO_ROOT
+from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results" / "crash_timing.json"
 ENGINE_FILE = REPO_ROOT / "roles" / "docker_release" / "module_utils" / "docker_engine.py"
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     from bench.images import build_bench_images
-    from sandbox.world import up
+    from tests.sandbox.world import up
 
     up(REPO_ROOT / ".sandbox")
     images = build_bench_images()

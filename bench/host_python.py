@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sandbox.coordinator_config import REPO_ROOT
+from tests.sandbox.coordinator_config import REPO_ROOT
 
 HOST_PYTHON_DIR = REPO_ROOT / ".sandbox" / "bench-host-python"
 CONSTRAINTS = REPO_ROOT / "scripts" / "constraints.txt"

@@ -7,9 +7,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.coordinator_config import IMAGE, REPO_ROOT
+from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
 
-EXAMPLE = REPO_ROOT / "examples" / "sample-service"
+EXAMPLE = REPO_ROOT / "tests" / "sample-service"
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,8 @@ class BenchImages:
 
 
 def _build(version: str, variant: str) -> str:
-    from sandbox import sample
-    from sandbox.imagebuild import build_and_push
+    from tests.sandbox import sample
+    from tests.sandbox.imagebuild import build_and_push
 
     with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
         context = Path(tmp) / "app"

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from bench.timing import wait_until_serving
-from sandbox.coordinator_config import IMAGE, REPO_ROOT
+from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
 
 SSH_DIR = REPO_ROOT / ".sandbox" / "ssh"
 

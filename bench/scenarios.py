@@ -19,7 +19,7 @@ from bench import compare
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
 from bench.timing import median_of, serving, timed, wait_until_serving
-from sandbox.coordinator_config import PRODUCTION_URL, REPO_ROOT
+from tests.sandbox.coordinator_config import PRODUCTION_URL, REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
 
@@ -262,9 +262,9 @@ def help_cold_start(runs: int) -> dict[str, Any]:
 def whole_release(runs: int) -> dict[str, Any]:
     """validate → announce through the CLI (CI build and human wait excluded) vs the recipe
     for staging (local) and production (ssh)."""
-    from sandbox.coordinator_config import write_sandbox_config
-    from sandbox.forge_seed import ensure_label, forge_client, wait_for_green
-    from sandbox.world import reset, up
+    from tests.sandbox.coordinator_config import write_sandbox_config
+    from tests.sandbox.forge_seed import ensure_label, forge_client, wait_for_green
+    from tests.sandbox.world import reset, up
 
     world_dir = REPO_ROOT / ".sandbox"
     world = up(world_dir)

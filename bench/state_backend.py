@@ -5,7 +5,7 @@ the same in both modes) against each backend, through the same classes the CLI u
 three processes as in team mode (`release` to the gate, `approve`, `resume`), each
 opening its store, taking the run lock, loading the record, and then saving the record
 and appending audit records as often as the driver does. Local: files in a temporary
-state dir. PostgreSQL: a throwaway cluster on 127.0.0.1 (sandbox.postgres), (fsync on),
+state dir. PostgreSQL: a throwaway cluster on 127.0.0.1 (tests.sandbox.postgres), (fsync on),
 a non-superuser role, a new connection per process. Needs no world.
 """
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
 
-    from sandbox.postgres import APP_ROLE, OWNER, PostgresCluster
+    from tests.sandbox.postgres import APP_ROLE, OWNER, PostgresCluster
     from coordinator.state.postgres import Database, migrate
 
     with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp:

@@ -1,4 +1,4 @@
-"""Shared fixtures' helpers for team-mode tests: a real PostgreSQL cluster (sandbox.postgres),
+"""Shared fixtures' helpers for team-mode tests: a real PostgreSQL cluster (tests.sandbox.postgres),
 one fresh, migrated database per test, and login roles for people and jobs."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from coordinator.state.postgres import Database, migrate
-from sandbox.postgres import APP_ROLE, OWNER, PostgresCluster
+from tests.sandbox.postgres import APP_ROLE, OWNER, PostgresCluster
 from tests.unit.test_config import MINIMAL
 
 REPO = Path(__file__).resolve().parents[1]

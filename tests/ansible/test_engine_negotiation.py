@@ -1,6 +1,6 @@
 """The hosts' Docker client negotiates its API version: the real engine, Engine 29 and a too-old engine.
 
-The Engine 29 and too-old engines are sandbox/engine_proxy.py in front of the real engine's
+The Engine 29 and too-old engines are tests/sandbox/engine_proxy.py in front of the real engine's
 socket: their version answers and refusals are those engines', the containers are real.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.engine_proxy import EngineProxy
+from tests.sandbox.engine_proxy import EngineProxy
 from tests.ansible.conftest import (
     Images,
     InventoryFactory,

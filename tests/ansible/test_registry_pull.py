@@ -15,7 +15,7 @@ import pytest
 from coordinator.errors import BuildFailed, ExitCode, RegistryCredentialsError, RegistryDenied
 from coordinator.registry import resolve_digest
 from coordinator.registry_auth import RegistryCredentials
-from sandbox.token_registry import Access, TokenRegistry
+from tests.sandbox.token_registry import Access, TokenRegistry
 from tests.ansible import ansible_world
 from tests.ansible.conftest import (
     CANARY_SECRET,

@@ -1,4 +1,4 @@
-"""The committed sandbox inventories work against the local world (``python -m sandbox up``).
+"""The committed sandbox inventories work against the local world (``python -m tests.sandbox up``).
 
 They are exercised with a test container name, port and state directory given as extra
 vars, so the world's own ``sample-staging`` / ``sample-prod1`` containers are not touched;
@@ -42,7 +42,7 @@ def _sshd_answers() -> bool:
 def sandbox_inventory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, dict[str, object]]]:
     """A committed sandbox inventory and extra vars that point it at a test container."""
     if not WORLD.exists():
-        pytest.skip("the sandbox world is not up (python -m sandbox up)")
+        pytest.skip("the sandbox world is not up (python -m tests.sandbox up)")
     if request.param == "sandbox-production" and not _sshd_answers():
         pytest.skip("the sandbox sshd on 127.0.0.1:45022 does not answer")
     port = TEST_PORTS[request.param]

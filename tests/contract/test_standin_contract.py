@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.gitea import StandinGitea
+from tests.sandbox.gitea import StandinGitea
 from tests.contract.schema import ContractViolation, SwaggerContract
 
 TOKEN = "sandbox-token-contract-test"
@@ -705,7 +705,7 @@ def _registry_answers() -> bool:
 def test_real_build_pushes_the_image_and_reports_its_digest(tmp_path: Path, contract: SwaggerContract,
                                                            template_origin: Origin) -> None:
     if not _registry_answers():
-        pytest.skip(f"no registry answers on {REGISTRY}; run `python -m sandbox up`")
+        pytest.skip(f"no registry answers on {REGISTRY}; run `python -m tests.sandbox up`")
     origin = template_origin.copy_to(tmp_path)
     # build_and_push copies the host's static busybox into the build context.
     (origin.work / "Dockerfile").write_text('FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "true"]\n')

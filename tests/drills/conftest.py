@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import REPO_ROOT, sandbox_config
-from sandbox.forge_seed import wait_for_green
+from tests.sandbox.coordinator_config import REPO_ROOT, sandbox_config
+from tests.sandbox.forge_seed import wait_for_green
 from tests.integration.conftest import ReleaseWorld, release_world, running_digest, world  # noqa: F401 (fixtures)
 
 SANDBOX_RECORDS = Path("/var/lib/coordinator")
@@ -151,8 +151,8 @@ def release_to_production(rw: ReleaseWorld, version: str) -> None:
 
 
 def push_variant(rw: ReleaseWorld, variant: str, version: str) -> None:
-    """Make the app `variant` (sandbox/sample.py), bump it to `version`, push, wait for CI."""
-    from sandbox import sample
+    """Make the app `variant` (tests/sandbox/sample.py), bump it to `version`, push, wait for CI."""
+    from tests.sandbox import sample
 
     sample.make_variant(rw.checkout, variant)
     sample.bump(rw.checkout, version, f"### Changed\n- Drill: {variant}.")
@@ -187,7 +187,7 @@ class PartSwitch:
     def stop(self, *, cut_connections: bool = False) -> None:
         """Stop it; with `cut_connections`, also kill the processes serving open connections (an
         sshd's per-connection children outlive the listener), as a dropped network would end them."""
-        from sandbox.procs import stop
+        from tests.sandbox.procs import stop
 
         proc = self.world.started.get(self.part)
         assert proc is not None, f"the world's {self.part} was not started by it"
@@ -202,7 +202,7 @@ class PartSwitch:
                 pass
 
     def start(self) -> None:
-        from sandbox.world import up
+        from tests.sandbox.world import up
 
         if self.stopped:
             self.world.started.update(up(self.world.dir).started)  # the session's world sees the new process
@@ -222,13 +222,13 @@ def _switch(world: Any, part: str) -> Iterator[PartSwitch]:
 
 @pytest.fixture
 def registry_switch(world: Any) -> Iterator[PartSwitch]:
-    from sandbox.world import Part
+    from tests.sandbox.world import Part
 
     yield from _switch(world, Part.REGISTRY)
 
 
 @pytest.fixture
 def sshd_switch(world: Any) -> Iterator[PartSwitch]:
-    from sandbox.world import Part
+    from tests.sandbox.world import Part
 
     yield from _switch(world, Part.SSHD)

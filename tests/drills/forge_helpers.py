@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from sandbox.coordinator_config import FORGE_URL
+from tests.sandbox.coordinator_config import FORGE_URL
 from tests.integration.conftest import ReleaseWorld
 
 

@@ -30,7 +30,7 @@ from coordinator.release import Approval, BuildInfo, Deployment, Release, Releas
 from coordinator.state.postgres import PostgresStore
 from coordinator.state.schema_v2 import RECORD_STATE
 from coordinator.store import ReleaseStore
-from sandbox.postgres import OWNER, PostgresCluster
+from tests.sandbox.postgres import OWNER, PostgresCluster
 from tests.contract.test_standin_contract import (  # noqa: F401  (fixtures)
     TOKEN, Forge, contract, forge, template_origin)
 from tests.pg import Machine, fresh_database, machine_factory

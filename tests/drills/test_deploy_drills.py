@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import IMAGE, PRODUCTION_URL, STAGING_URL
-from sandbox.forge_seed import wait_for_green
+from tests.sandbox.coordinator_config import IMAGE, PRODUCTION_URL, STAGING_URL
+from tests.sandbox.forge_seed import wait_for_green
 from tests.drills.conftest import (
     RegistrySwitch,
     audit_events,
@@ -306,7 +306,7 @@ def test_approve_shows_what_production_ran_at_the_gate_without_asking_the_hosts_
     """`release` reads production once for the gate summary (beside the staging deploy); `approve`
     shows that reading with its time instead of a second status.yml: here production cannot be
     reached any more when `approve` runs, and the summary still says what ran at the gate."""
-    from sandbox import sample
+    from tests.sandbox import sample
 
     rw = release_world
     configure(rw)

@@ -1,6 +1,6 @@
 """Docker engines other than the world's, through the CLI: Engine 29 deploys, a too-old engine is named (exit 16).
 
-The engines are sandbox/engine_proxy.py in front of the world's real engine: the version
+The engines are tests/sandbox/engine_proxy.py in front of the world's real engine: the version
 answers and refusals are those engines', the containers and the deploy are real.
 """
 
@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import STAGING_URL
-from sandbox.engine_proxy import EngineProxy
+from tests.sandbox.coordinator_config import STAGING_URL
+from tests.sandbox.engine_proxy import EngineProxy
 from tests.drills.conftest import (
     audit_events,
     configure,

@@ -27,7 +27,7 @@ import pytest
 from coordinator.errors import ExitCode
 from coordinator.release import BuildInfo, Deployment, Release, ReleaseStatus, Stage
 from coordinator.state.postgres import PostgresStore
-from sandbox.postgres import PostgresCluster
+from tests.sandbox.postgres import PostgresCluster
 from tests.contract.test_standin_contract import (  # noqa: F401  (fixtures)
     TOKEN, Forge, contract, forge, template_origin)
 from tests.pg import Machine, TeamDatabase, fresh_database, machine_factory

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import FORGE_URL
+from tests.sandbox.coordinator_config import FORGE_URL
 from tests.drills.forge_helpers import (
     audit_events,
     audit_records,

@@ -32,7 +32,7 @@ from coordinator.state.pg_audit import PostgresAudit
 from coordinator.state.postgres import Database, PostgresStore
 from coordinator.state.schema import MIGRATIONS, SCHEMA, VERSION_TABLE
 from coordinator.state.schema_v2 import IDENTITY_STATE, RECORD_STATE
-from sandbox.postgres import APP_ROLE, OWNER, PostgresCluster
+from tests.sandbox.postgres import APP_ROLE, OWNER, PostgresCluster
 from tests.pg import Machine, TeamDatabase, fresh_database, machine_factory, running_cluster
 
 DIGEST = "sha256:" + "a" * 64

@@ -26,8 +26,8 @@ import pytest
 
 from coordinator.errors import ExitCode
 from coordinator.state.postgres import advisory_key
-from sandbox.coordinator_config import PRODUCTION_URL, sandbox_config, write_sandbox_config
-from sandbox.postgres import HOST, PostgresCluster, _bin
+from tests.sandbox.coordinator_config import PRODUCTION_URL, sandbox_config, write_sandbox_config
+from tests.sandbox.postgres import HOST, PostgresCluster, _bin
 from tests.drills.conftest import (
     HEALTH_TIMEOUT_S,
     SANDBOX_RECORDS,

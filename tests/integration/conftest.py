@@ -12,16 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.coordinator_config import REPO_ROOT, write_sandbox_config
-from sandbox.forge_seed import ensure_label, forge_client, wait_for_green
-from sandbox.receiver import Receiver
+from tests.sandbox.coordinator_config import REPO_ROOT, write_sandbox_config
+from tests.sandbox.forge_seed import ensure_label, forge_client, wait_for_green
+from tests.sandbox.receiver import Receiver
 
 WORLD_DIR = REPO_ROOT / ".sandbox"
 
 
 @pytest.fixture(scope="session")
 def world():
-    from sandbox.world import up
+    from tests.sandbox.world import up
 
     return up(WORLD_DIR)
 
@@ -56,7 +56,7 @@ class ReleaseWorld:
 
 @pytest.fixture
 def release_world(world, tmp_path) -> Iterator[ReleaseWorld]:
-    from sandbox.world import reset
+    from tests.sandbox.world import reset
 
     reset(world)
     state_dir = tmp_path / "state"

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from sandbox.coordinator_config import REPO_ROOT
+from tests.sandbox.coordinator_config import REPO_ROOT
 
 
 def test_bench_runs_one_iteration_and_prints_a_table():

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import FORGE_URL, REPO_ROOT, write_sandbox_config
+from tests.sandbox.coordinator_config import FORGE_URL, REPO_ROOT, write_sandbox_config
 from tests.integration.conftest import ReleaseWorld
 
 README = REPO_ROOT / "README.md"
@@ -233,7 +233,7 @@ def test_a_failing_forge_release_after_verify_is_exit_13_and_resume_finishes(rel
 def test_an_issue_that_cannot_be_closed_is_named_with_its_cause_and_resume_closes_it(release_world: ReleaseWorld):
     """The milestone's issues are closed side by side: the one that fails is named with the
     forge's cause, the others are closed, and the milestone stays open for `resume`."""
-    from sandbox.forge_seed import REPO_API, create_milestone_with_issues
+    from tests.sandbox.forge_seed import REPO_API, create_milestone_with_issues
 
     rw = release_world
     create_milestone_with_issues(rw.forge, "1.0.0", ["Serve /health", "Serve /version", "Log requests"])

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import REPO_ROOT, sandbox_config
+from tests.sandbox.coordinator_config import REPO_ROOT, sandbox_config
 from tests.integration.conftest import ReleaseWorld, running_digest
 
 pytestmark = pytest.mark.install

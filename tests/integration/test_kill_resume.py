@@ -13,7 +13,7 @@ import signal
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.forge_seed import REPO_API, create_milestone_with_issues
+from tests.sandbox.forge_seed import REPO_API, create_milestone_with_issues
 from tests.integration.conftest import ReleaseWorld, running_digest
 
 pytestmark = pytest.mark.world

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import sandbox_config
+from tests.sandbox.coordinator_config import sandbox_config
 from tests.drills.forge_helpers import forge_section
 from tests.integration.conftest import ReleaseWorld
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from sandbox.docker_engine import world_label
+from tests.sandbox.docker_engine import world_label
 
 from tests.integration.conftest import ReleaseWorld
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import REPO_ROOT
+from tests.sandbox.coordinator_config import REPO_ROOT
 from tests.integration.conftest import ReleaseWorld
 
 pytestmark = pytest.mark.world

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import IMAGE
-from sandbox.token_registry import Access, TokenRegistry
+from tests.sandbox.coordinator_config import IMAGE
+from tests.sandbox.token_registry import Access, TokenRegistry
 from tests.integration.conftest import ReleaseWorld
 
 pytestmark = pytest.mark.world

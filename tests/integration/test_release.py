@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import PRODUCTION_URL, STAGING_URL
-from sandbox.forge_seed import (REPO_API, create_milestone_with_issues, ensure_label, open_issue, register_person,
+from tests.sandbox.coordinator_config import PRODUCTION_URL, STAGING_URL
+from tests.sandbox.forge_seed import (REPO_API, create_milestone_with_issues, ensure_label, open_issue, register_person,
                                  set_commit_status, wait_for_green)
 from tests.integration.conftest import ReleaseWorld, running_digest
 
@@ -54,7 +54,7 @@ def test_happy_path_releases_through_staging_gate_and_production(release_world: 
 
 
 def test_second_release_records_the_previous_version(release_world: ReleaseWorld):
-    from sandbox import sample
+    from tests.sandbox import sample
 
     rw = release_world
     release_to_production(rw, "1.0.0")
@@ -149,7 +149,7 @@ def test_failed_ci_run_stops_the_release_with_its_url(release_world: ReleaseWorl
 
 def test_broken_production_image_is_rolled_back_to_the_previous_digest(release_world: ReleaseWorld, tmp_path):
     """An image that passes staging but exits in production: production returns to 1.0.0."""
-    from sandbox import sample
+    from tests.sandbox import sample
 
     rw = release_world
     release_to_production(rw, "1.0.0")
@@ -175,7 +175,7 @@ def test_broken_production_image_is_rolled_back_to_the_previous_digest(release_w
 
 def staging_that_cannot_catch_it(rw: ReleaseWorld, tmp_path) -> None:
     """Staging with no hosts and a smoke test that always passes (prod differs from staging)."""
-    from sandbox.coordinator_config import sandbox_config
+    from tests.sandbox.coordinator_config import sandbox_config
 
     empty = tmp_path / "inventory-empty"
     empty.mkdir(exist_ok=True)
@@ -190,7 +190,7 @@ def staging_that_cannot_catch_it(rw: ReleaseWorld, tmp_path) -> None:
 def test_a_failed_first_release_has_its_own_exit_code_and_releases_the_lock(release_world: ReleaseWorld, tmp_path):
     """The very first release is broken: nothing to roll back to, so the broken container is
     removed and the lock released (exit 17); tests/drills covers what the operator sees in full."""
-    from sandbox import sample
+    from tests.sandbox import sample
 
     rw = release_world
     staging_that_cannot_catch_it(rw, tmp_path)

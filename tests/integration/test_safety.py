@@ -15,8 +15,8 @@ import pytest
 
 from coordinator.errors import ExitCode
 from coordinator.runner_scratch import PREFIX, scratch_root
-from sandbox.coordinator_config import IMAGE, REPO_ROOT
-from sandbox.forge_seed import REPO_API, register_person
+from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
+from tests.sandbox.forge_seed import REPO_API, register_person
 from tests.integration.conftest import ReleaseWorld
 
 pytestmark = pytest.mark.world

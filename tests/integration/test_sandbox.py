@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import registry, sample
-from sandbox.docker_engine import sandbox_containers
-from sandbox.gitrepo import git
-from sandbox.testing import Container, build_variant, run_image
-from sandbox.world import RELEASE_RECORDS, World, reset, up
+from tests.sandbox import registry, sample
+from tests.sandbox.docker_engine import sandbox_containers
+from tests.sandbox.gitrepo import git
+from tests.sandbox.testing import Container, build_variant, run_image
+from tests.sandbox.world import RELEASE_RECORDS, World, reset, up
 
 pytestmark = pytest.mark.world
 

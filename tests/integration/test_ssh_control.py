@@ -11,7 +11,7 @@ import pytest
 
 from coordinator.ansible import run_playbook
 from coordinator.ssh_control import ControlDir
-from sandbox.coordinator_config import REPO_ROOT
+from tests.sandbox.coordinator_config import REPO_ROOT
 
 pytestmark = pytest.mark.world
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import write_sandbox_config
-from sandbox.forge_seed import register_person, wait_for_green
-from sandbox.postgres import OWNER, PostgresCluster
+from tests.sandbox.coordinator_config import write_sandbox_config
+from tests.sandbox.forge_seed import register_person, wait_for_green
+from tests.sandbox.postgres import OWNER, PostgresCluster
 from tests.integration.conftest import WORLD_DIR, ReleaseWorld, running_digest
 from tests.pg import TeamDatabase, WorldMachine as Machine, fresh_database, running_cluster
 
@@ -203,7 +203,7 @@ def test_release_done_on_another_machine_is_recognised_and_its_state_imports(tea
 
 
 def test_gate_summary_shows_what_production_runs_even_without_local_records(team: Team, local_team: Team) -> None:
-    from sandbox import sample
+    from tests.sandbox import sample
 
     ci = local_team.machine("ci")
     assert ci.run("release", "1.0.0").returncode == ExitCode.AWAITING_APPROVAL

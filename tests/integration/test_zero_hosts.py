@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.errors import ExitCode
-from sandbox.coordinator_config import REPO_ROOT, write_sandbox_config
+from tests.sandbox.coordinator_config import REPO_ROOT, write_sandbox_config
 
 COMMANDS = {
     "rollback": ["rollback", "production", "--reason", "drill"],
@@ -91,7 +91,7 @@ def test_plan_with_an_inventory_that_does_not_exist_is_exit_2(missing_inventory)
 
 @pytest.mark.world
 def test_a_release_whose_staging_inventory_has_no_app_hosts_stops_with_exit_2_before_deploying(release_world, tmp_path):
-    from sandbox.coordinator_config import sandbox_config
+    from tests.sandbox.coordinator_config import sandbox_config
 
     rw = release_world
     inventory = tmp_path / "empty-staging"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.postgres import PostgresCluster
+from tests.sandbox.postgres import PostgresCluster
 from tests.pg import TeamDatabase, fresh_database, machine_factory, running_cluster
 
 

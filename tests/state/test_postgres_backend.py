@@ -1,4 +1,4 @@
-"""The PostgreSQL state backend against a real server (sandbox.postgres): schema versions,
+"""The PostgreSQL state backend against a real server (tests.sandbox.postgres): schema versions,
 append-only history, the chain under concurrent writers, the run lock, approvals the
 database vouches for, and `state import`. No mocks: every assertion is what the server did.
 """
@@ -27,7 +27,7 @@ from coordinator.state.postgres import PostgresStore
 from coordinator.state.schema import SCHEMA_VERSION
 from coordinator.state.schema_v2 import RECORD_STATE
 from coordinator.store import ReleaseStore
-from sandbox.postgres import OWNER, write_dsn_file
+from tests.sandbox.postgres import OWNER, write_dsn_file
 from tests.pg import TeamDatabase
 
 REPO = Path(__file__).resolve().parents[2]

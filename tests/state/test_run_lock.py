@@ -16,7 +16,7 @@ from coordinator.release import Release
 from coordinator.state.postgres import PostgresStore
 from coordinator.state.run_lock import RunLock
 from coordinator.state.schema import SCHEMA_VERSION
-from sandbox.postgres import OWNER
+from tests.sandbox.postgres import OWNER
 from tests.pg import TeamDatabase
 
 

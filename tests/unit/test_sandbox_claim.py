@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import world as world_module
-from sandbox.errors import SandboxError
-from sandbox.procs import Started
-from sandbox.world import Part, World
+from tests.sandbox import world as world_module
+from tests.sandbox.errors import SandboxError
+from tests.sandbox.procs import Started
+from tests.sandbox.world import Part, World
 
 
 @pytest.fixture

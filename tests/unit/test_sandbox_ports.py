@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox import ports
+from tests.sandbox import ports
 
 
 def test_the_world_range_is_added_to_what_was_reserved_and_the_old_setting_comes_back(tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.coordinator_config import write_sandbox_config
-from sandbox.demo import AWAITING_APPROVAL, coordinator, fresh_world, head_of
-from sandbox.forge_seed import (create_milestone_with_issues, ensure_label, forge_client, register_person,
+from tests.sandbox.coordinator_config import write_sandbox_config
+from tests.sandbox.demo import AWAITING_APPROVAL, coordinator, fresh_world, head_of
+from tests.sandbox.forge_seed import (create_milestone_with_issues, ensure_label, forge_client, register_person,
                                  start_coordinator_job, wait_for_green)
-from sandbox.postgres import OWNER, PostgresCluster
-from sandbox.receiver import Receiver
+from tests.sandbox.postgres import OWNER, PostgresCluster
+from tests.sandbox.receiver import Receiver
 
 IDENTITY_REFUSED = 18
 APPROVALS = {"identity": "forge", "required": 2, "forbid_self_approval": True, "approvers": ["acme/release-managers"]}

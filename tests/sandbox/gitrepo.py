@@ -1,6 +1,6 @@
 """The app's git side: a bare remote (the forge's storage) and the operator's checkout.
 
-Both are recreated from `examples/sample-service/` on `reset`, giving every test the same
+Both are recreated from `tests/sample-service/` on `reset`, giving every test the same
 one-commit history on `main`. The identity is set in the checkout only, never globally.
 """
 
@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from sandbox.errors import SandboxError
+from tests.sandbox.errors import SandboxError
 
 OPERATOR_NAME = "Sandbox Operator"
 OPERATOR_EMAIL = "ops@sandbox.invalid"
@@ -60,7 +60,7 @@ def create_bare_remote(remote: Path) -> None:
 def seed_checkout(checkout: Path, remote: Path, example: Path) -> str:
     """Clone-equivalent of a fresh app: copy `example`, commit on main, push. Returns HEAD."""
     if not (example / "VERSION").is_file():
-        raise SandboxError(f"example app {example} has no VERSION; restore examples/sample-service/")
+        raise SandboxError(f"example app {example} has no VERSION; restore tests/sample-service/")
 
     def build(path: Path) -> None:
         shutil.copytree(example, path, ignore=shutil.ignore_patterns(".git", "busybox", "__pycache__"))

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 
-from sandbox import sample
-from sandbox.docker_engine import docker, world_label
-from sandbox.errors import SandboxError
-from sandbox.imagebuild import build_and_push
+from tests.sandbox import sample
+from tests.sandbox.docker_engine import docker, world_label
+from tests.sandbox.errors import SandboxError
+from tests.sandbox.imagebuild import build_and_push
 
 HTTP_READY_TIMEOUT_S = 15.0
 EXIT_TIMEOUT_S = 15.0
@@ -67,7 +67,7 @@ class Container:
 def run_image(ref: str, name_hint: str, world_dir: Path | None = None) -> Container:
     """`docker run` `ref` detached with `--init` (busybox as PID 1 ignores SIGTERM), port
     8080 published on an ephemeral 127.0.0.1 port."""
-    from sandbox.world import DEFAULT_DIR
+    from tests.sandbox.world import DEFAULT_DIR
 
     name = f"sample-test-{name_hint}-{uuid.uuid4().hex[:6]}"
     docker("run", "--detach", "--init", "--name", name, "--label", world_label(world_dir or DEFAULT_DIR), "--stop-timeout", "1",

@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
-from sandbox.http_front import FrontHandler, ServedInThread
+from tests.sandbox.http_front import FrontHandler, ServedInThread
 from pathlib import Path
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FORGE_URL = "http://127.0.0.1:45300"
 IMAGE = "127.0.0.1:45000/acme/sample"
 STAGING_URL = "http://127.0.0.1:45080"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.http_front import FrontHandler, ServedInThread
+from tests.sandbox.http_front import FrontHandler, ServedInThread
 
 SERVICE = "coordinator-test-registry"
 _REPOSITORY = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags)/")

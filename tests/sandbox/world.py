@@ -17,13 +17,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sandbox import docker_engine, gitrepo, ports, registry, sshd, standin
-from sandbox.errors import SandboxError
-from sandbox.procs import Started, is_running, stop
+from tests.sandbox import docker_engine, gitrepo, ports, registry, sshd, standin
+from tests.sandbox.errors import SandboxError
+from tests.sandbox.procs import Started, is_running, stop
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO_ROOT / ".sandbox"
-EXAMPLE_APP = REPO_ROOT / "examples" / "sample-service"
+EXAMPLE_APP = REPO_ROOT / "tests" / "sample-service"
 HOST = "127.0.0.1"
 REGISTRY_PORT = 45000
 SSH_PORT = 45022
@@ -117,9 +117,9 @@ class World(BaseModel):
         try:
             facts = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise SandboxError(f"no world at {path}; run `python -m sandbox up --dir {directory}`") from exc
+            raise SandboxError(f"no world at {path}; run `python -m tests.sandbox up --dir {directory}`") from exc
         except json.JSONDecodeError as exc:
-            raise SandboxError(f"{path} is not valid JSON ({exc}); remove it and run `python -m sandbox up`") from exc
+            raise SandboxError(f"{path} is not valid JSON ({exc}); remove it and run `python -m tests.sandbox up`") from exc
         facts.pop("paths", None)  # derived from `dir`; written for people and other tools
         return cls.model_validate(facts)
 
@@ -159,7 +159,7 @@ def _ensure(world: World, part: Part, healthy: Callable[[], bool], start: Callab
         del world.started[part]
     if healthy():
         raise SandboxError(f"{part.value}: something not started by this world already answers at {address}; "
-                           f"stop it (or `python -m sandbox down` for the world that owns it) and retry")
+                           f"stop it (or `python -m tests.sandbox down` for the world that owns it) and retry")
     world.started[part] = start()
     world.save()
     report(f"{part.value}: started at {address} (pid {world.started[part].pid})")
@@ -186,7 +186,7 @@ def _claim(world: World) -> None:
     other = _other_live_world(world.dir)
     if other is not None:
         raise SandboxError(f"another world is up on this machine: {other} (ports 45000-45999, sample-* containers). "
-                           f"Wait for its run to finish, or stop it with `python -m sandbox down --dir {other}`")
+                           f"Wait for its run to finish, or stop it with `python -m tests.sandbox down --dir {other}`")
     scratch = CLAIM_FILE.with_suffix(f".{os.getpid()}.tmp")
     scratch.write_text(json.dumps({"dir": str(world.dir), "pid": os.getpid()}) + "\n", encoding="utf-8")
     scratch.replace(CLAIM_FILE)

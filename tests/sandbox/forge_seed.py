@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from sandbox.coordinator_config import FORGE_URL
+from tests.sandbox.coordinator_config import FORGE_URL
 
 REPO_API = f"{FORGE_URL}/api/v1/repos/acme/sample"
 

@@ -12,7 +12,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.gitea_render import ADMIN_ID, ADMIN_LOGIN, user
+from tests.sandbox.gitea_render import ADMIN_ID, ADMIN_LOGIN, user
 
 OWNERS_TEAM = "Owners"
 

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox import gitea_git as git
-from sandbox import gitea_render as render
-from sandbox.gitea_render import RepoView
-from sandbox.gitea_store import (Artifact, CIConfig, Comment, CommitStatus, Issue, Label, Milestone, Release,
+from tests.sandbox import gitea_git as git
+from tests.sandbox import gitea_render as render
+from tests.sandbox.gitea_render import RepoView
+from tests.sandbox.gitea_store import (Artifact, CIConfig, Comment, CommitStatus, Issue, Label, Milestone, Release,
                                  RepoState, Run, Store, now_iso)
-from sandbox.gitea_users import Users
+from tests.sandbox.gitea_users import Users
 
 DEFAULT_LIMIT = 30
 MAX_LIMIT = 50
@@ -232,7 +232,7 @@ class ForgeAPI:
         return repo_id(org)
 
     def list_org_teams(self, request: Request, org: str) -> Reply:
-        from sandbox.gitea_users import team
+        from tests.sandbox.gitea_users import team
 
         org_id = self._org_id(org)
         items = [team(self.base_url(), item, org_id) for item in self.users.org_teams(org)]

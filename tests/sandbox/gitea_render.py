@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox import gitea_git
-from sandbox.gitea_store import EPOCH, Artifact, Comment, CommitStatus, Issue, Label, Milestone, Release, RepoState, Run
+from tests.sandbox import gitea_git
+from tests.sandbox.gitea_store import EPOCH, Artifact, Comment, CommitStatus, Issue, Label, Milestone, Release, RepoState, Run
 
 ADMIN_LOGIN = "sandbox-admin"
 ADMIN_ID = 1

@@ -1,4 +1,4 @@
-"""Start and talk to the stand-in Gitea (`python -m sandbox.gitea`, written separately).
+"""Start and talk to the stand-in Gitea (`python -m tests.sandbox.gitea`, written separately).
 
 Only the launch contract lives here: the flags, the token file it reads, the readiness
 probe and the admin reset. The forge's behaviour is the stand-in's own business.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 
-from sandbox.errors import SandboxError
-from sandbox.procs import Started, spawn, wait_until
+from tests.sandbox.errors import SandboxError
+from tests.sandbox.procs import Started, spawn, wait_until
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULE_FILE = Path(__file__).resolve().parent / "gitea.py"
 START_TIMEOUT_S = 30.0
 TOKEN_PREFIX = "sandbox-token-"
@@ -56,12 +56,12 @@ def answers(base_url: str) -> bool:
 
 def start(*, host: str, port: int, git_root: Path, registry: str, token_file: Path, state_file: Path,
           log: Path) -> Started:
-    argv = [sys.executable, "-m", "sandbox.gitea", "--host", host, "--port", str(port),
+    argv = [sys.executable, "-m", "tests.sandbox.gitea", "--host", host, "--port", str(port),
             "--git-root", str(git_root), "--registry", registry, "--token-file", str(token_file),
             "--state-file", str(state_file), "--log", str(log)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     # The stand-in writes its own log via --log; its stdout/stderr (tracebacks) go beside it.
-    proc = spawn(argv, log.with_suffix(".out"), marker="sandbox.gitea", cwd=REPO_ROOT, env=env)
+    proc = spawn(argv, log.with_suffix(".out"), marker="tests.sandbox.gitea", cwd=REPO_ROOT, env=env)
     wait_until(lambda: answers(f"http://{host}:{port}"), f"stand-in Gitea on {host}:{port}", START_TIMEOUT_S, proc)
     return proc
 

@@ -1,4 +1,4 @@
-"""`python -m sandbox up|down|status|reset [--dir DIR]`: manage the local world."""
+"""`python -m tests.sandbox up|down|status|reset [--dir DIR]`: manage the local world."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from sandbox.errors import SandboxError
-from sandbox.world import DEFAULT_DIR, World, down, reset, status, up
+from tests.sandbox.errors import SandboxError
+from tests.sandbox.world import DEFAULT_DIR, World, down, reset, status, up
 
 dir_option = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
                           default=DEFAULT_DIR, show_default=True, help="World directory.")

@@ -1,6 +1,6 @@
 """A stand-in Gitea 1.26 that also plays CI, for the sandbox and the contract tests.
 
-    python -m sandbox.gitea --host 127.0.0.1 --port 45300 --git-root DIR/git \\
+    python -m tests.sandbox.gitea --host 127.0.0.1 --port 45300 --git-root DIR/git \\
         --registry 127.0.0.1:45000 --token-file DIR/forge-token \\
         --state-file DIR/forge-state.json --log DIR/gitea.log
 
@@ -25,9 +25,9 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox.ci import Builder, CIRunner, baseline
-from sandbox.gitea_api import ForgeAPI, Reply, Request
-from sandbox.gitea_store import Store
+from tests.sandbox.ci import Builder, CIRunner, baseline
+from tests.sandbox.gitea_api import ForgeAPI, Reply, Request
+from tests.sandbox.gitea_store import Store
 
 HOST = "127.0.0.1"
 MAX_BODY_BYTES = 1 << 20
@@ -133,7 +133,7 @@ class StandinGitea:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.gitea", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox.gitea", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default=HOST)
     parser.add_argument("--port", type=int, default=45300)
     parser.add_argument("--git-root", type=Path, required=True, help="holds {owner}/{repo}.git bare repos")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from sandbox.procs import Started, spawn, wait_until
+from tests.sandbox.procs import Started, spawn, wait_until
 
 START_TIMEOUT_S = 20.0
 

@@ -11,10 +11,10 @@ import re
 import shutil
 from pathlib import Path
 
-from sandbox.errors import SandboxError
-from sandbox.gitrepo import BRANCH, git
+from tests.sandbox.errors import SandboxError
+from tests.sandbox.gitrepo import BRANCH, git
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-service"
+EXAMPLE = Path(__file__).resolve().parents[1] / "sample-service"
 VARIANTS = ("good", "broken-health", "exits", "wrong-version")
 WRONG_VERSION = "0.0.0-wrong"
 

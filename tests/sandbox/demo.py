@@ -4,7 +4,7 @@ Everything is real except the forge: Docker, the registry, the SSH "production h
 and the coordinator's own CLI. The gate is passed the way a team would in CI: `release`
 stops at the gate (exit 4), a second operator runs `approve`, then `resume` promotes.
 
-`--team` shows team mode instead (sandbox/team_demo.py): a shared PostgreSQL database and
+`--team` shows team mode instead (tests/sandbox/team_demo.py): a shared PostgreSQL database and
 approvers verified by their own forge tokens, each person on their own "machine".
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from sandbox.coordinator_config import PRODUCTION_URL, REPO_ROOT, write_sandbox_config
-from sandbox.forge_seed import create_milestone_with_issues, ensure_label, forge_client, wait_for_green
-from sandbox.receiver import Receiver
+from tests.sandbox.coordinator_config import PRODUCTION_URL, REPO_ROOT, write_sandbox_config
+from tests.sandbox.forge_seed import create_milestone_with_issues, ensure_label, forge_client, wait_for_green
+from tests.sandbox.receiver import Receiver
 
 AWAITING_APPROVAL = 4
 
@@ -45,7 +45,7 @@ def release_through_the_gate(config: Path, version: str) -> float:
 
 def fresh_world(scratch: str) -> tuple[Path, Path, Path]:
     """Bring the world up and reset it; returns its dir, an emptied scratch dir in it, and the app checkout."""
-    from sandbox.world import reset, up
+    from tests.sandbox.world import reset, up
 
     world_dir = REPO_ROOT / ".sandbox"
     reset(up(world_dir))
@@ -61,11 +61,11 @@ def head_of(checkout: Path) -> str:
 
 def main() -> None:
     if "--team" in sys.argv[1:]:
-        from sandbox.team_demo import team_demo
+        from tests.sandbox.team_demo import team_demo
 
         team_demo()
         return
-    from sandbox import sample
+    from tests.sandbox import sample
 
     world_dir, state_dir, checkout = fresh_world("demo-state")
     with Receiver() as chat, forge_client(world_dir) as forge:

@@ -1,6 +1,6 @@
 """Background processes the sandbox starts, and bounded waits for them to become ready.
 
-Servers are started in their own session so they outlive `python -m sandbox up` and a
+Servers are started in their own session so they outlive `python -m tests.sandbox up` and a
 Ctrl-C in a test run. They are stopped only by the PID we recorded, and only when that PID
 still runs the program we started (PIDs are reused), never by name.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sandbox.errors import SandboxError
+from tests.sandbox.errors import SandboxError
 
 POLL_INTERVAL_S = 0.1
 

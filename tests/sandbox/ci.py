@@ -23,10 +23,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from sandbox import gitea_git as git
-from sandbox.gitea_api import discover_repos
-from sandbox.gitea_render import ADMIN_LOGIN
-from sandbox.gitea_store import Artifact, CommitStatus, RepoState, Run, RunConclusion, RunStatus, Store, now_iso
+from tests.sandbox import gitea_git as git
+from tests.sandbox.gitea_api import discover_repos
+from tests.sandbox.gitea_render import ADMIN_LOGIN
+from tests.sandbox.gitea_store import Artifact, CommitStatus, RepoState, Run, RunConclusion, RunStatus, Store, now_iso
 
 POLL_INTERVAL_S = 0.2
 TAG_PATTERN_PREFIX = "v"
@@ -41,7 +41,7 @@ log = logging.getLogger("sandbox.gitea.ci")
 
 def default_builder(source_dir: Path, image: str, tag: str) -> str:
     """The real build, imported late so the server starts even where docker is absent."""
-    from sandbox.imagebuild import build_and_push
+    from tests.sandbox.imagebuild import build_and_push
 
     return build_and_push(source_dir, image, tag)
 

@@ -11,8 +11,8 @@ Roles set up like README "Team mode" says a real installation should be:
     (SELECT/INSERT only: history cannot be changed);
   - one LOGIN role per person or job (`add_member`), member of `coordinator_app`.
 
-    python -m sandbox.postgres start DIR   # prints the owner DSN; DIR/cluster.json
-    python -m sandbox.postgres stop DIR
+    python -m tests.sandbox.postgres start DIR   # prints the owner DSN; DIR/cluster.json
+    python -m tests.sandbox.postgres stop DIR
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def write_dsn_file(path: Path, value: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.postgres", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox.postgres", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("dir", type=Path, help="where cluster.json (ports, passwords; 0600) is kept")
     args = parser.parse_args(argv)

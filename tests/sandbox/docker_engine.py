@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sandbox.errors import SandboxError
-from sandbox.procs import Started, spawn, wait_until
+from tests.sandbox.errors import SandboxError
+from tests.sandbox.procs import Started, spawn, wait_until
 
 ENGINE_TIMEOUT_S = 60.0
 SANDBOX_LABEL_KEY = "coordinator.sandbox"
