@@ -9,6 +9,7 @@ import threading
 
 from pydantic import BaseModel
 
+from coordinator.batches import batches
 from coordinator.context import Context
 from coordinator.driver import release_id_for
 from coordinator.errors import (CheckFailed, ConfigError, CoordinatorError, ForgeError, RegistryCredentialsError,
@@ -44,6 +45,7 @@ class PlannedEnvironment(BaseModel):
     inventory: str
     hosts: list[PlannedHost]
     error: str | None = None
+    batches: list[int] = []  # the batch sizes deploy.yml would move these hosts in
 
 
 class Plan(BaseModel):
@@ -144,7 +146,7 @@ def environment_state(ctx: Context, name: str, digest: str | None,
             would_change=None if digest is None else data.get("running_digest") != digest,
         ))
     return PlannedEnvironment(name=name, inventory=str(env.inventory), hosts=hosts,
-                              error=None if result.ok else result.summary())
+                              error=None if result.ok else result.summary(), batches=batches(len(hosts), env.serial))
 
 
 def print_plan(ctx: Context, plan: Plan) -> None:
@@ -155,6 +157,10 @@ def print_plan(ctx: Context, plan: Plan) -> None:
         ctx.out.line(f"  {'done' if stage.done else 'todo'} {stage.stage:<9} {stage.action}")
     for env in plan.environments:
         ctx.out.line(f"  {env.name} ({env.inventory}){': ' + env.error if env.error else ''}")
+        if env.batches:
+            rule = "environments." + env.name + ".serial" if ctx.config.environments[env.name].serial is not None \
+                else "a canary, then a quarter of the hosts rounded up"
+            ctx.out.line(f"    deploy.yml batches: {', '.join(str(size) for size in env.batches)} ({rule})")
         for host in env.hosts:
             change = {True: "would change", False: "already runs it", None: "digest not built yet"}[host.would_change]
             ctx.out.line(f"    {host.host}: runs {host.running_version or 'nothing'} ({(host.running_digest or '-')[:19]}), "

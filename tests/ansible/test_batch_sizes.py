@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from coordinator.batches import batches
 from tests.ansible.conftest import REPO, VENV_BIN, ansible_env
 
 
@@ -45,6 +46,13 @@ def _batches(tmp_path: Path, hosts: int, extra_vars: dict[str, Any] | None = Non
 ])
 def test_default_batches_are_a_canary_then_quarters_rounded_up(tmp_path, hosts, expected):
     assert _batches(tmp_path, hosts) == expected
+    assert batches(hosts) == expected  # what `coordinator plan` shows
+
+
+@pytest.mark.parametrize(("hosts", "serial"), [(5, "100%"), (5, [1, "50%"]), (20, "25%"), (5, "25%"), (3, 2),
+                                                (7, ["1", "30%", 3]), (10, "15%")])
+def test_plan_s_batches_are_what_ansible_makes_of_a_configured_serial(tmp_path, hosts, serial):
+    assert batches(hosts, serial) == _batches(tmp_path, hosts, {"deploy_serial": serial})
 
 
 def test_the_configured_batches_replace_the_default(tmp_path):

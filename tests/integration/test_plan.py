@@ -37,7 +37,9 @@ def test_plan_and_dry_run_change_nothing(release_world: ReleaseWorld):
     assert {check["name"] for check in data["checks"]} >= {"version file", "changelog", "ci status", "release blockers"}
     assert [env["name"] for env in data["environments"]] == ["staging", "production"]
     assert data["environments"][1]["hosts"][0]["host"] == "prod1"
+    assert data["environments"][1]["batches"] == [1]
     dry = rw.coordinator("release", "1.0.0", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "nothing will be changed" in dry.stdout
+    assert "deploy.yml batches: 1 (a canary, then a quarter of the hosts rounded up)" in dry.stdout
     assert snapshot(rw) == before
