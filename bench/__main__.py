@@ -74,6 +74,14 @@ def main() -> None:
     approaches = tuple(name.strip() for name in args.approaches.split(",") if name.strip())
     if not approaches or not set(approaches) <= {"deploy", "peer", "recipe", "mitogen"}:
         parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe, mitogen")
+    if "mitogen" in approaches:
+        from coordinator.errors import ConfigError
+        from coordinator.strategy import AnsibleStrategy, require_strategy
+
+        try:
+            require_strategy(AnsibleStrategy.MITOGEN)  # before the world comes up, as the coordinator refuses it
+        except ConfigError as exc:
+            parser.error(f"--approaches mitogen: {exc.message}")
 
     from bench import cpu, report, scenarios
     from tests.sandbox.world import up

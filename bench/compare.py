@@ -28,6 +28,7 @@ from bench.host_python import host_python
 from bench.images import BenchImages
 from bench.recipe import remove_container, run_recipe
 from coordinator.ansible import PlaybookResult, run_playbook
+from coordinator.strategy import AnsibleStrategy
 from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
@@ -35,8 +36,8 @@ PEER_DIR = REPO_ROOT / "bench" / "peer"
 SSH_DIR = REPO_ROOT / ".sandbox" / "ssh"
 HEALTH_INTERVAL_S = 0.25
 APPROACHES = ("deploy", "peer", "recipe")
-# Measured only when asked (--approaches): our deploy.yml under Mitogen's strategy
-# (mitogen_envvars), on containers of its own so it really replaces one too.
+# Measured only when asked (--approaches): our deploy.yml under the opt-in Mitogen strategy
+# (config ansible.strategy: mitogen), on containers of its own so it really replaces one too.
 OPTIONAL_APPROACHES = ("mitogen",)
 ALL_APPROACHES = APPROACHES + OPTIONAL_APPROACHES
 # Host n of an approach publishes on PORT_BASE[approach] + n (n = 1..20).
@@ -65,24 +66,15 @@ def deploy_vars(digest: str, version: str, *, lock: bool = False) -> dict[str, A
 
 
 def playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any], *, peer: bool = False,
-             control_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> PlaybookResult:
+             control_dir: Path | None = None, extra_env: dict[str, str] | None = None,
+             strategy: AnsibleStrategy = AnsibleStrategy.LINEAR) -> PlaybookResult:
     """Run our playbook (or the peer's) through ansible-runner exactly as the coordinator does."""
     env = {"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), **(extra_env or {})}
     if control_dir is not None:
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
     return run_playbook(ansible_dir=PEER_DIR if peer else REPO_ROOT, playbook=playbook_name, inventory=inventory,
-                        extravars=extravars, ident=f"bench-{playbook_name}", env=env, timeout_s=600)
-
-
-def mitogen_envvars() -> dict[str, str]:
-    """ansible-playbook under Mitogen's linear strategy (measured as an approach, not offered:
-    docs/performance.md). Needs `pip install mitogen==0.3.54` in the venv."""
-    try:
-        import ansible_mitogen  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ImportError:
-        raise RuntimeError("the mitogen approach needs Mitogen: .venv/bin/pip install mitogen==0.3.54") from None
-    plugins = Path(ansible_mitogen.__file__).resolve().parent / "plugins" / "strategy"
-    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+                        extravars=extravars, ident=f"bench-{playbook_name}", strategy=strategy, env=env,
+                        timeout_s=600)
 
 
 def alternating(images: BenchImages, i: int) -> tuple[str, str]:
@@ -146,10 +138,10 @@ def deploy_once(approach: str, target: Target, digest: str, version: str,
             result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides | interpreter,
                               peer=True, control_dir=Path(control_dir), extra_env=extra_env)
         else:
-            strategy = mitogen_envvars() if approach == "mitogen" else {}
+            strategy = AnsibleStrategy.MITOGEN if approach == "mitogen" else AnsibleStrategy.LINEAR
             result = playbook("deploy.yml", target.inventory,
                               deploy_vars(digest, version, lock=True) | target.overrides | interpreter,
-                              control_dir=Path(control_dir), extra_env={**strategy, **(extra_env or {})})
+                              control_dir=Path(control_dir), extra_env=extra_env, strategy=strategy)
         cpu.end_ssh_masters()  # before the socket directory goes
     if not result.ok:
         raise RuntimeError(f"the {approach} deploy of {version} to {target.inventory} failed: {result.summary()}")

@@ -52,6 +52,7 @@ def version_report(config_path: Path | None = None) -> str:
         f"Python {platform.python_version()} ({sys.executable})",
         f"ansible-core {_installed('ansible-core')}",
         f"ansible-runner {_installed('ansible-runner')}",
+        f"mitogen {_installed('mitogen')} (for the opt-in ansible.strategy: mitogen)",
         f"playbooks: {ansible_dir / 'playbooks'}",
         f"ansible-playbook: {bin_dir / 'ansible-playbook'}",
         f"ansible.cfg: {ansible_cfg}",

@@ -28,6 +28,7 @@ from coordinator.inventory import require_hosts, require_inventory, target_group
 from coordinator.release import HostState
 from coordinator.run_logs import RunLog, open_run_log, secrets_to_redact
 from coordinator.runner_scratch import private_run_dir
+from coordinator.strategy import AnsibleStrategy, strategy_envvars
 
 
 @dataclass
@@ -192,6 +193,7 @@ def run_playbook(
     inventory: Path,
     extravars: dict[str, Any],
     ident: str,
+    strategy: AnsibleStrategy,
     env: dict[str, str] | None = None,
     timeout_s: float = 1800,
     on_progress: ProgressCallback | None = None,
@@ -211,6 +213,8 @@ def run_playbook(
     run's output and events are kept in its run log (`result.log_dir`), best effort. `control_dir`
     holds the SSH ControlMaster sockets (the run's `Context.ssh_control`), so the playbook
     runs of one coordinator run reuse their connections; without it Ansible's default applies.
+    `strategy` is the config's `ansible.strategy`, required so that no run can leave it out:
+    it is set after `env`, so nothing a caller or the operator's shell passes replaces it.
     """
     import ansible_runner  # heavy: imported only when a playbook actually runs
 
@@ -252,7 +256,7 @@ def run_playbook(
         private_dir = scratch.enter_context(private_run_dir())
         # Ours is the base ansible.cfg; an operator's ANSIBLE_CONFIG is layered on top for this run.
         envvars = runner_envvars(ansible_dir, {"ANSIBLE_CONFIG": str(layered_ansible_cfg(ansible_dir, private_dir)),
-                                               **(env or {})})
+                                               **(env or {}), **strategy_envvars(strategy)})
         if control_dir is not None:
             envvars["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
         if run_log_dir is not None:

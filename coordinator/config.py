@@ -21,6 +21,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, V
                       model_validator)
 
 from coordinator.errors import ConfigError, UsageError
+from coordinator.strategy import AnsibleStrategy, require_strategy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The coordinator checkout, when running from one (an editable install or the source tree)."""
@@ -300,6 +301,14 @@ class StateConfig(Strict):
         return value
 
 
+class AnsibleConfig(Strict):
+    """How the playbooks run (the playbooks themselves are `ansible_dir`'s)."""
+
+    strategy: AnsibleStrategy = Field(AnsibleStrategy.LINEAR, description=(
+        "linear (Ansible's own) or mitogen (opt-in: needs the mitogen extra; faster on fleets of 5 or more hosts, "
+        "slower on one; docs/performance.md)."))
+
+
 class Config(Strict):
     project: str = Field(description="Short project name, used in release ids and container names.")
     app: AppConfig
@@ -314,6 +323,7 @@ class Config(Strict):
     state_dir: Path = Field(Path(".coordinator"), description="Release records, audit log and lock.")
     ansible_dir: Path = Field(default_factory=default_ansible_dir,
                               description="Where playbooks/, roles/ and ansible.cfg live (default: the installed copy).")
+    ansible: AnsibleConfig = Field(default_factory=AnsibleConfig)
     state: StateConfig = Field(default_factory=StateConfig)
 
     @field_validator("project")
@@ -489,6 +499,10 @@ def load_config(path: Path) -> Config:
     if not (config.ansible_dir / "playbooks" / "deploy.yml").is_file():
         raise ConfigError(f"{path}: ansible_dir: {config.ansible_dir} has no playbooks/deploy.yml; remove the key to use "
                           "the playbooks installed with coordinator, or point it at a coordinator checkout")
+    try:
+        require_strategy(config.ansible.strategy)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
     return config
 
 

@@ -25,7 +25,7 @@ from coordinator.errors import CoordinatorError, HostNotReady, HostUnreachable, 
 def _lock_playbook(ctx: Context, environment: str, extravars: dict[str, Any], ident: str) -> PlaybookResult:
     env = ctx.config.environment(environment)
     return run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="lock.yml", inventory=env.inventory,
-                        extravars=extravars, ident=ident, timeout_s=300, cancel=ctx.cancel,
+                        extravars=extravars, ident=ident, strategy=ctx.config.ansible.strategy, timeout_s=300, cancel=ctx.cancel,
                         run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,
                         allow_no_hosts=env.allow_no_hosts)
 

@@ -134,7 +134,8 @@ def environment_state(ctx: Context, name: str, digest: str | None,
 
     env = ctx.config.environments[name]
     result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="status.yml", inventory=env.inventory,
-                          extravars={}, ident=f"plan-status-{name}", timeout_s=300, cancel=cancel,
+                          extravars={}, ident=f"plan-status-{name}", strategy=ctx.config.ansible.strategy, timeout_s=300,
+                          cancel=cancel,
                           control_dir=ctx.ssh_control.path, allow_no_hosts=env.allow_no_hosts)
     hosts = []
     for host, data in sorted(result.reported.items()):

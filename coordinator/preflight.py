@@ -69,7 +69,8 @@ def host_checks(result: PlaybookResult) -> list[HostCheck]:
 def check_hosts(ctx: Context, environment: str) -> list[HostCheck]:
     env = ctx.config.environment(environment)
     result = run_playbook(ansible_dir=ctx.config.ansible_dir, playbook="preflight.yml", inventory=env.inventory,
-                          extravars={}, ident=f"preflight-{environment}", timeout_s=300, cancel=ctx.cancel,
+                          extravars={}, ident=f"preflight-{environment}", strategy=ctx.config.ansible.strategy, timeout_s=300,
+                          cancel=ctx.cancel,
                           run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,
                           allow_no_hosts=env.allow_no_hosts)
     checks = host_checks(result)

@@ -47,6 +47,7 @@ def _playbook(ctx: Context, release: Release, environment: str, playbook: str, e
         inventory=env.inventory,
         extravars=extravars,
         ident=f"{release.id}-{environment}-{playbook.removesuffix('.yml')}",
+        strategy=ctx.config.ansible.strategy,
         timeout_s=env.playbook_timeout_s,
         on_progress=ctx.out.info,
         cancel=ctx.cancel, run_log_dir=ctx.config.state_dir, control_dir=ctx.ssh_control.path,

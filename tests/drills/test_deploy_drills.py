@@ -42,11 +42,24 @@ from tests.drills.conftest import (
     variant_at_the_gate,
 )
 from tests.integration.conftest import ReleaseWorld
+from tests.integration.strategies import StrategyWatch, ansible_strategy  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.world
 
 PROD = "sample-prod1"
 STAGING = "sample-staging"
+
+
+# Every audit record of 1.1.0 whose production deploy fails and is rolled back, oldest first
+# (past a staging without hosts, which records no lock.acquired): the same under either ansible.strategy.
+FAILED_PROMOTION_EVENTS: list[tuple[str, str | None, str | None]] = [
+    ("release.started", None, "started"), ("validate.passed", None, "passed"), ("tag.pushed", None, "pushed"),
+    ("build.completed", None, "success"), ("lock.released", "staging", "released"),
+    ("stage.deployed", "staging", "passed"), ("approval.recorded", "production", "approved"),
+    ("deploy.started", "production", "started"), ("lock.acquired", "production", "acquired"),
+    ("lock.released", "production", "released"), ("deploy.failed", "production", "failed"),
+    ("rollback.completed", "production", "rolled_back"),
+]
 
 
 def events_of(rw: ReleaseWorld, version: str) -> list[tuple[str, str | None, str | None]]:
@@ -94,11 +107,14 @@ def test_broken_health_is_rolled_back_and_named(release_world: ReleaseWorld, tmp
     assert_rolled_back_to_1_0_0(rw, result, host_record(PROD)["current"]["digest"], "/health answered 404")
 
 
-def test_an_exiting_container_is_rolled_back_and_named(release_world: ReleaseWorld, tmp_path: Path) -> None:
+def test_an_exiting_container_is_rolled_back_and_named(release_world: ReleaseWorld, tmp_path: Path,
+                                                      ansible_strategy: StrategyWatch) -> None:  # noqa: F811
     rw = release_world
     host = inventory_copy(tmp_path, "production", docker_release_restart_policy="no")
     result = broken_release_in_production(rw, tmp_path, "exits", **host)
     assert_rolled_back_to_1_0_0(rw, result, host_record(PROD)["current"]["digest"], "has exited (exit code 1")
+    assert events_of(rw, "1.1.0") == FAILED_PROMOTION_EVENTS, "\n".join(map(str, events_of(rw, "1.1.0")))
+    ansible_strategy.assert_ran()
 
 
 def test_a_crash_loop_is_rolled_back_and_named(release_world: ReleaseWorld, tmp_path: Path) -> None:
@@ -231,7 +247,8 @@ def test_ssh_refused_is_named_as_unreachable_not_as_a_held_lock(release_world: R
     assert not container_exists(STAGING) and not container_exists(PROD)
 
 
-def test_a_held_lock_names_its_holder_and_stays(release_world: ReleaseWorld) -> None:
+def test_a_held_lock_names_its_holder_and_stays(release_world: ReleaseWorld,
+                                                ansible_strategy: StrategyWatch) -> None:  # noqa: F811
     rw = release_world
     configure(rw)
     plant_lock(STAGING, owner="ops-alice", expires_epoch=time.time() + 1800)
@@ -247,6 +264,7 @@ def test_a_held_lock_names_its_holder_and_stays(release_world: ReleaseWorld) -> 
     assert held["held"] is True and held["owner"] == "ops-alice" and held["lock_id"] == "drill-lock-1"
     assert ("stage.failed", "staging", "locked") in events_of(rw, "1.0.0")
     assert not container_exists(STAGING) and not container_exists(PROD)
+    ansible_strategy.assert_ran()
 
 
 def test_an_expired_lock_is_taken_over_escalated_and_audited(release_world: ReleaseWorld) -> None:

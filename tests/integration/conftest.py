@@ -8,9 +8,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.sandbox.coordinator_config import REPO_ROOT, write_sandbox_config
 from tests.sandbox.forge_seed import ensure_label, forge_client, wait_for_green
@@ -38,6 +40,7 @@ class ReleaseWorld:
     chat: Receiver
     outputs: list[str] = field(default_factory=list)
     forge_url: str = "http://127.0.0.1:45300"
+    kept: dict[str, Any] = field(default_factory=dict)  # config sections every rewrite keeps (`keep`)
 
     def coordinator(self, *args: str, operator: str = "release-manager", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         argv = [sys.executable, "-m", "coordinator", "-c", str(self.config), *args]
@@ -51,7 +54,13 @@ class ReleaseWorld:
                               check=True).stdout.strip()
 
     def rewrite_config(self, **overrides) -> None:
-        write_sandbox_config(self.config, self.world_dir, self.state_dir, **overrides)
+        write_sandbox_config(self.config, self.world_dir, self.state_dir, **{**self.kept, **overrides})
+
+    def keep(self, **sections: Any) -> None:
+        """Set top-level config `sections` now and in every later rewrite (a drill's ansible.strategy)."""
+        self.kept.update(sections)
+        data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        self.config.write_text(yaml.safe_dump({**data, **sections}, sort_keys=False), encoding="utf-8")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from coordinator.runner_scratch import PREFIX, scratch_root
 from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
 from tests.sandbox.forge_seed import REPO_API, register_person
 from tests.integration.conftest import ReleaseWorld
+from tests.integration.strategies import StrategyWatch, ansible_strategy  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.world
 
@@ -36,7 +37,8 @@ def files_under(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
 
 
-def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWorld):
+def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWorld,
+                                                      ansible_strategy: StrategyWatch):  # noqa: F811 (fixture)
     rw = release_world
     runner_dirs_before = runner_dirs()
     canary = f"canary-env-{secrets.token_hex(8)}"
@@ -74,6 +76,7 @@ def test_token_and_env_secret_never_leave_their_places(release_world: ReleaseWor
     assert canary not in body and token not in body and registry_password not in body
     assert leaks == []
     assert new_runner_dirs == set()  # every run's private data dir is removed when the run ends
+    ansible_strategy.assert_ran()
 
 
 def runner_dirs() -> set[Path]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.ansible import run_playbook
+from coordinator.strategy import AnsibleStrategy
 from coordinator.ssh_control import ControlDir
 from tests.sandbox.coordinator_config import REPO_ROOT
 
@@ -40,7 +41,7 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
 
 def _status(control: ControlDir, ident: str) -> bool:
     return run_playbook(ansible_dir=REPO_ROOT, playbook="status.yml", inventory=PRODUCTION, extravars={}, ident=ident,
-                        timeout_s=300, control_dir=control.path).ok
+                        strategy=AnsibleStrategy.LINEAR, timeout_s=300, control_dir=control.path).ok
 
 
 def test_playbook_runs_of_one_run_share_the_ssh_master_and_close_leaves_none(world: object) -> None:
@@ -66,7 +67,8 @@ def test_a_killed_run_leaves_only_a_directory_the_next_run_sweeps(world: object,
     script = ("import os, sys; from pathlib import Path; from coordinator.ansible import run_playbook; "
               "from coordinator.ssh_control import ControlDir; c = ControlDir(); print(c.path, flush=True); "
               f"ok = run_playbook(ansible_dir=Path({str(REPO_ROOT)!r}), playbook='status.yml', "
-              f"inventory=Path({str(PRODUCTION)!r}), extravars={{}}, ident='killed', control_dir=c.path).ok; "
+              f"inventory=Path({str(PRODUCTION)!r}), extravars={{}}, ident='killed', strategy='linear', "
+              "control_dir=c.path).ok; "
               "print(ok, flush=True); os._exit(9)")
     killed = subprocess.run([_python(), "-c", script],
                             capture_output=True, text=True, timeout=300, check=False)

@@ -14,6 +14,7 @@ from coordinator.ansible import run_playbook, runner_envvars
 from coordinator.ansible_cfg import layered_ansible_cfg
 from coordinator.config import REPO_ROOT
 from coordinator.errors import ExitCode, UsageError
+from coordinator.strategy import AnsibleStrategy
 
 ANSIBLE_CONFIG_BIN = Path(sys.executable).parent / "ansible-config"
 
@@ -112,7 +113,7 @@ def test_a_coordinator_playbook_run_sees_the_operators_settings(tmp_path: Path, 
     def probe() -> bool:
         return run_playbook(ansible_dir=ansible_dir, playbook="probe.yml", inventory=inventory,
                             extravars={"expected_vault_password_file": str(tmp_path / "vault-pass")},
-                            ident="probe", timeout_s=120, run_log_dir=tmp_path / "state").ok
+                            ident="probe", strategy=AnsibleStrategy.LINEAR, timeout_s=120, run_log_dir=tmp_path / "state").ok
 
     monkeypatch.delenv("ANSIBLE_CONFIG", raising=False)
     (tmp_path / "runtime").mkdir(mode=0o700)

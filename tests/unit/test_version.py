@@ -22,6 +22,7 @@ def test_version_names_ansible_python_and_the_playbooks_in_use(tmp_path: Path):
     assert lines[0] == f"coordinator {metadata.version('release-coordinator')} (release-coordinator)"
     assert f"ansible-core {metadata.version('ansible-core')}" in lines
     assert f"ansible-runner {metadata.version('ansible-runner')}" in lines
+    assert f"mitogen {metadata.version('mitogen')} (for the opt-in ansible.strategy: mitogen)" in lines
     assert any(line.startswith(f"Python {sys.version_info.major}.{sys.version_info.minor}.") for line in lines)
     assert f"playbooks: {REPO_ROOT / 'playbooks'}" in lines
     assert f"ansible-playbook: {Path(sys.executable).parent / 'ansible-playbook'}" in lines
