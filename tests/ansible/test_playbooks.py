@@ -508,7 +508,7 @@ def test_hosts_of_earlier_batches_are_checked_again_after_the_last(images: Image
 
     assert not run.failed, str(run)
     # The last batch (fleet3) was checked moments ago; the earlier ones again after it.
-    rechecked = run.ran["Check the host's health, version and running digest again"]
+    rechecked = run.ran["docker_release : Start the health deadline clock"]  # the re-check's first task (check.yml)
     assert rechecked == ["fleet1", "fleet2"]
     assert all(run.hosts[name]["final_check"] is True for name in names)
 
