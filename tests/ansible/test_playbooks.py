@@ -176,6 +176,26 @@ def test_a_restore_the_deploy_call_cannot_do_is_a_failed_rollback(images: Images
     assert run.remote_calls["web"] == ["release_host"], run.remote_calls
 
 
+def test_a_restored_release_still_starting_is_waited_for_by_the_play(images: Images, make_inventory: InventoryFactory) -> None:
+    """The deploy call's restore returns before the restored release is healthy: the play waits for *that* release."""
+    inventory = make_inventory(["web"])
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"])).failed
+    slow = images.sample["4.0.0"]  # answers 404 on /health: never healthy, never fatal
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.sample["3.0.0"], release_health_timeout=3, docker_release_rollback_digest=slow.digest,
+        docker_release_rollback_version=slow.version, docker_release_rollback_image=slow.name))
+
+    assert run.failed
+    assert run.ran["docker_release : Wait for /health and /version until the deadline"] == ["web"], run.ran
+    # The wait checked the restored release (its /health), not the failed one's digest.
+    assert ("ROLLBACK FAILED on web after a failed deploy: no healthy answer within the 3 s deadline"
+            in run.output), run.output[-3000:]
+    assert "/health answered 404" in run.hosts["web"]["rollback_error"], run.hosts
+    assert running_digest(inventory.container("web")) == slow.digest
+    assert run.remote_calls["web"][0] == "release_host" and len(run.remote_calls["web"]) >= 2, run.remote_calls
+
+
 def test_a_failing_batch_rolls_back_every_host_this_run_moved(images: Images, make_inventory: InventoryFactory) -> None:
     names = ["fleet1", "fleet2", "fleet3", "fleet4", "fleet5"]
     # fleet4's app refuses to start as 2.0.0, so the second batch (fleet3, fleet4) fails.
