@@ -53,13 +53,13 @@ description:
     label, registry digest), changing nothing.
   - C(discard) stops and removes the container and records its release as bad (a failed
     first release, with nothing to go back to).
-  - A failed replacement names the engine's own error and what the host runs now: when the
+  - A failed replacement names the engine's own error and what the host runs now; when the
     new container cannot start, the old one is put back and started again.
   - With O(restore), a C(deploy) whose new release fails its health check (after moving the
     host) puts the release to restore back in the same call before it fails (O(restore_digest),
     else the record's previous release unless that is marked bad), records the failed one as
-    bad, and health-checks the restored one for one slice (RV(restored), RV(restore_error)):
-    the rollback of this host needs no second remote call.
+    bad, and health-checks the restored one for one slice (RV(restored), RV(restore_error)),
+    so the rollback of this host needs no second remote call.
   - Never returns the container's inspect data or the environment (secrets).
   - Supports check mode (reports what would change; does not probe a container it would replace).
 options:
@@ -164,7 +164,7 @@ options:
       - When this C(deploy) moved the host and its release then fails the health check, put the
         release to restore back before returning (the call still fails, naming the new release's
         failure). Not done for a first release (nothing to restore) or when the record's previous
-        release is marked bad and no O(restore_digest) is given: the caller decides then.
+        release is marked bad and no O(restore_digest) is given; the caller decides then.
     type: bool
     default: false
   restore_image:
@@ -360,11 +360,15 @@ restored:
   description:
     - The release O(restore) put back (C(image), C(digest), C(version)) and what the host runs now
       (C(running_digest), C(previous_digest), C(previous_version), C(moved)), with C(healthy) (false while it
-      is still starting: wait for it with C(wait)) and the restore's C(step_seconds).
+      is still starting, then wait for it with C(wait)) and the restore's C(step_seconds).
   type: dict
   returned: when O(restore) put a release back
 restore_error:
   description: Why putting the release back failed (the host needs a person); RV(restore_stage) says where.
+  type: str
+  returned: when O(restore) tried and failed
+restore_stage:
+  description: Where putting the release back stopped (inputs, bad_digest, record, pull, container, health).
   type: str
   returned: when O(restore) tried and failed
 """
