@@ -140,10 +140,60 @@ def test_deploy_of_an_exiting_image_fails_early(exiting_scenario: Scenario) -> N
 
 def test_deploy_of_an_exiting_image_restores_the_previous_release(exiting_scenario: Scenario, images: Images) -> None:
     inventory = exiting_scenario.inventory
+    run = exiting_scenario.runs["deploy"]
     assert running_digest(inventory.container("web")) == images.sample["1.0.0"].digest
-    assert exiting_scenario.runs["deploy"].hosts["web"]["rolled_back"] is True
+    assert run.hosts["web"]["rolled_back"] is True
+    assert run.hosts["web"]["running_digest"] == images.sample["1.0.0"].digest and run.hosts["web"]["version"] == "1.0.0"
+    assert run.hosts["web"]["previous_digest"] == images.sample["3.0.0"].digest
     assert inventory.record("web")["previous"]["digest"] == images.sample["3.0.0"].digest
     assert inventory.record("web")["previous"]["bad"] is True
+    assert inventory.record("web")["previous"]["bad_reason"] == "deploy failed on web: rolled back by deploy.yml"
+    assert inventory.record("web")["current"]["verified"] is True
+    assert "Hosts rolled back to their previous release: web." in run.output
+
+
+def test_the_failed_host_s_deploy_call_restores_it_without_a_second_remote_call(exiting_scenario: Scenario) -> None:
+    run = exiting_scenario.runs["deploy"]
+    assert run.remote_calls["web"] == ["release_host"], run.remote_calls
+    assert run.ran["Redeploy the previous release and wait until the host serves it"] == [], run.ran  # skipped
+    assert run.ran["Report the rollback"] == ["web"], run.ran
+
+
+def test_a_restore_the_deploy_call_cannot_do_is_a_failed_rollback(images: Images, make_inventory: InventoryFactory) -> None:
+    inventory = make_inventory(["web"])
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"])).failed
+    missing = "sha256:" + "0" * 64
+
+    # As the coordinator passes its last verified release; this one is not in the registry.
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.sample["3.0.0"], docker_release_rollback_digest=missing, docker_release_rollback_version="0.9.0",
+        docker_release_rollback_image=images.sample["1.0.0"].name))
+
+    assert run.failed
+    assert "ROLLBACK FAILED on web after a failed deploy: could not pull or start" in run.output, run.output[-3000:]
+    assert missing in run.output and "the host needs a person" in run.output
+    assert run.hosts["web"]["rolled_back"] is False and missing in run.hosts["web"]["rollback_error"], run.hosts
+    assert run.remote_calls["web"] == ["release_host"], run.remote_calls
+
+
+def test_a_restored_release_still_starting_is_waited_for_by_the_play(images: Images, make_inventory: InventoryFactory) -> None:
+    """The deploy call's restore returns before the restored release is healthy: the play waits for *that* release."""
+    inventory = make_inventory(["web"])
+    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"])).failed
+    slow = images.sample["4.0.0"]  # answers 404 on /health: never healthy, never fatal
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.sample["3.0.0"], release_health_timeout=3, docker_release_rollback_digest=slow.digest,
+        docker_release_rollback_version=slow.version, docker_release_rollback_image=slow.name))
+
+    assert run.failed
+    assert run.ran["docker_release : Wait for /health and /version until the deadline"] == ["web"], run.ran
+    # The wait checked the restored release (its /health), not the failed one's digest.
+    assert ("ROLLBACK FAILED on web after a failed deploy: no healthy answer within the 3 s deadline"
+            in run.output), run.output[-3000:]
+    assert "/health answered 404" in run.hosts["web"]["rollback_error"], run.hosts
+    assert running_digest(inventory.container("web")) == slow.digest
+    assert run.remote_calls["web"][0] == "release_host" and len(run.remote_calls["web"]) >= 2, run.remote_calls
 
 
 def test_a_failing_batch_rolls_back_every_host_this_run_moved(images: Images, make_inventory: InventoryFactory) -> None:
@@ -500,7 +550,7 @@ def test_hosts_of_earlier_batches_are_checked_again_after_the_last(images: Image
 
     assert not run.failed, str(run)
     # The last batch (fleet3) was checked moments ago; the earlier ones again after it.
-    rechecked = run.ran["Check the host's health, version and running digest again"]
+    rechecked = run.ran["docker_release : Start the health deadline clock"]  # the re-check's first task (check.yml)
     assert rechecked == ["fleet1", "fleet2"]
     assert all(run.hosts[name]["final_check"] is True for name in names)
 

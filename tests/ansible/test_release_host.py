@@ -214,3 +214,64 @@ def test_an_engine_that_does_not_answer_takes_no_lock(call: Any, images: Images,
     assert refused["locked"] is False and refused["lock"]["held"] is False
     assert not lock.exists()
     assert not (tmp_path / "state" / NAME / "release.json").exists()
+
+
+# restore: a release that fails its health check puts the previous one back in the same call.
+
+
+def test_a_failed_release_puts_the_previous_one_back_in_the_same_call_under_its_lock(
+        call: Any, images: Images, tmp_path: Path) -> None:
+    lock = tmp_path / "locks" / f"{NAME}.lock"
+    good, exits = images.sample["1.0.0"], images.sample["3.0.0"]
+    assert call(good)[0]["healthy"] is True
+
+    failed, _ = call(exits, lock_path=str(lock), lock_id="run-5", lock_acquire=True, lock_release=True,
+                     lock_owner="carol", restore=True, restore_reason="deploy failed on web: rolled back by deploy.yml")
+
+    # The call still fails, naming the new release's failure, and says what it put back.
+    assert failed["failed"] and failed["stage"] == "health", failed
+    assert f"container {NAME} has exited" in failed["msg"] or f"container {NAME} is restart-looping" in failed["msg"]
+    assert "restore_error" not in failed, failed
+    restored = failed["restored"]
+    assert restored["healthy"] is True and restored["moved"] is True, restored
+    assert (restored["digest"], restored["version"], restored["running_digest"]) == (good.digest, "1.0.0", good.digest)
+    assert (restored["previous_digest"], restored["previous_version"]) == (exits.digest, exits.version)
+    assert running_digest(NAME) == good.digest
+    record = json.loads((tmp_path / "state" / NAME / "release.json").read_text())
+    assert record == failed["record"]
+    assert record["current"]["digest"] == good.digest and record["current"]["verified"] is True, record
+    assert record["previous"]["digest"] == exits.digest and record["previous"]["bad"] is True, record
+    assert record["previous"]["bad_reason"] == "deploy failed on web: rolled back by deploy.yml"
+    # The lock this call took stays held: the coordinator gives it back after its own checks.
+    assert failed["locked"] is True and json.loads((lock / "info.json").read_text())["lock_id"] == "run-5"
+
+
+def test_the_explicit_release_is_restored_rather_than_the_recorded_previous_one(call: Any, images: Images) -> None:
+    assert call(images.sample["1.0.0"])[0]["healthy"] is True
+    assert call(images.sample["2.0.0"])[0]["healthy"] is True  # "previous" is now 1.0.0
+
+    failed, _ = call(images.sample["3.0.0"], restore=True, restore_digest=images.sample["1.0.0"].digest,
+                     restore_version="1.0.0", restore_image=images.sample["1.0.0"].name)
+
+    assert failed["failed"] and failed["restored"]["version"] == "1.0.0", failed
+    assert running_digest(NAME) == images.sample["1.0.0"].digest
+
+
+def test_a_restore_that_fails_says_why_and_leaves_the_rollback_failed(call: Any, images: Images) -> None:
+    assert call(images.sample["1.0.0"])[0]["healthy"] is True
+    missing = "sha256:" + "0" * 64
+
+    failed, _ = call(images.sample["3.0.0"], restore=True, restore_digest=missing, restore_version="0.9.0")
+
+    assert failed["failed"] and failed["stage"] == "health" and "restored" not in failed, failed
+    assert failed["restore_stage"] == "pull", failed
+    assert failed["restore_error"].startswith(f"could not pull or start {NAME} from {images.sample['3.0.0'].name}@{missing}")
+
+
+def test_without_restore_a_failed_release_is_left_to_the_caller(call: Any, images: Images) -> None:
+    assert call(images.sample["1.0.0"])[0]["healthy"] is True
+
+    failed, _ = call(images.sample["3.0.0"])
+
+    assert failed["failed"] and "restored" not in failed and "restore_error" not in failed, failed
+    assert running_digest(NAME) == images.sample["3.0.0"].digest

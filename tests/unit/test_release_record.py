@@ -289,3 +289,35 @@ def test_discard_writes_the_record_once(state_dir: Path) -> None:
     assert first["changed"] and not again["changed"]
     saved = json.loads((state_dir / "release.json").read_text())
     assert saved["current"] is None and saved["previous"]["bad"] is True
+
+
+# restore_target: what a deploy call that failed its health check puts back (release_host restore).
+
+KNOWN_GOOD = "sha256:" + "c" * 64
+
+
+def failed_over(previous: dict | None) -> dict:
+    """The record right after a deploy of NEW (2.0.0) moved the host from `previous`."""
+    return {"current": current(NEW, "2.0.0", verified=False), "previous": previous}
+
+
+def test_the_recorded_previous_release_is_restored_when_no_explicit_one_is_given() -> None:
+    assert rr.restore_target(failed_over(current()), "", "", "") == {
+        "image": "registry/acme/sample", "digest": OLD, "version": "1.0.0"}
+
+
+def test_the_explicit_release_wins_over_the_recorded_previous_one() -> None:
+    assert rr.restore_target(failed_over(current()), "other/repo", KNOWN_GOOD, "0.9.0") == {
+        "image": "other/repo", "digest": KNOWN_GOOD, "version": "0.9.0"}
+    # Without an image the failed release's repository is taken, as rollback.yml does.
+    assert rr.restore_target(failed_over(current()), "", KNOWN_GOOD, "0.9.0")["image"] == "registry/acme/sample"
+
+
+def test_nothing_is_restored_in_the_call_when_the_play_must_decide() -> None:
+    # A first release: nothing to go back to (deploy.yml removes it).
+    assert rr.restore_target(failed_over(None), "", KNOWN_GOOD, "0.9.0") is None
+    # The previous release is marked bad and no verified one is known: the play says "already rolled back".
+    assert rr.restore_target(failed_over(current(bad=True)), "", "", "") is None
+    # The explicit release is the one that failed, or is given without its version.
+    assert rr.restore_target(failed_over(current()), "", NEW, "2.0.0") is None
+    assert rr.restore_target(failed_over(current()), "", KNOWN_GOOD, "") is None

@@ -32,6 +32,7 @@ from ansible.module_utils.release_state import (
     discard,
     prepare,
     read_record,
+    restore_target,
     timestamp,
     verify,
 )
@@ -52,8 +53,13 @@ description:
     label, registry digest), changing nothing.
   - C(discard) stops and removes the container and records its release as bad (a failed
     first release, with nothing to go back to).
-  - A failed replacement names the engine's own error and what the host runs now: when the
+  - A failed replacement names the engine's own error and what the host runs now; when the
     new container cannot start, the old one is put back and started again.
+  - With O(restore), a C(deploy) whose new release fails its health check (after moving the
+    host) puts the release to restore back in the same call before it fails (O(restore_digest),
+    else the record's previous release unless that is marked bad), records the failed one as
+    bad, and health-checks the restored one for one slice (RV(restored), RV(restore_error)),
+    so the rollback of this host needs no second remote call.
   - Never returns the container's inspect data or the environment (secrets).
   - Supports check mode (reports what would change; does not probe a container it would replace).
 options:
@@ -153,6 +159,30 @@ options:
     description: Seconds for each Docker API call (a pull of a large image may need more).
     type: float
     default: 120
+  restore:
+    description:
+      - When this C(deploy) moved the host and its release then fails the health check, put the
+        release to restore back before returning (the call still fails, naming the new release's
+        failure). Not done for a first release (nothing to restore) or when the record's previous
+        release is marked bad and no O(restore_digest) is given; the caller decides then.
+    type: bool
+    default: false
+  restore_image:
+    description: Image repository of the release to restore (O(restore)); empty takes O(image).
+    type: str
+    default: ""
+  restore_digest:
+    description: Digest of the release to restore (the last verified one); empty takes the record's previous release.
+    type: str
+    default: ""
+  restore_version:
+    description: Version of the release to restore, with O(restore_digest).
+    type: str
+    default: ""
+  restore_reason:
+    description: Why the failed release is bad, recorded with it when it is restored over.
+    type: str
+    default: ""
   lock_path:
     description: The deploy lock directory; empty to skip the lock check.
     type: path
@@ -326,6 +356,21 @@ timeout:
   description: O(timeout), echoed for progress displays.
   type: float
   returned: always
+restored:
+  description:
+    - The release O(restore) put back (C(image), C(digest), C(version)) and what the host runs now
+      (C(running_digest), C(previous_digest), C(previous_version), C(moved)), with C(healthy) (false while it
+      is still starting, then wait for it with C(wait)) and the restore's C(step_seconds).
+  type: dict
+  returned: when O(restore) put a release back
+restore_error:
+  description: Why putting the release back failed (the host needs a person); RV(restore_stage) says where.
+  type: str
+  returned: when O(restore) tried and failed
+restore_stage:
+  description: Where putting the release back stopped (inputs, bad_digest, record, pull, container, health).
+  type: str
+  returned: when O(restore) tried and failed
 """
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -539,6 +584,18 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
     if taking:
         take_lock(params, result)
     clock.lap("checks")
+    if not put_in_place(module, engine, params, result, clock):
+        return
+    try:
+        wait(module, params, result)
+    except StepFailed as failure:
+        if failure.stage == "health" and result["moved"] and params["restore"] and not module.check_mode:
+            restore(module, engine, params, result)
+        raise
+
+
+def put_in_place(module: AnsibleModule, engine: Engine, params: dict, result: dict, clock: StepClock) -> bool:
+    """Record the release, pull it and replace the container; whether its health is to be waited for."""
     try:
         prepared = prepare(params, now(), module.check_mode)
     except RecordError as error:
@@ -573,8 +630,45 @@ def deploy(module: AnsibleModule, params: dict, result: dict) -> None:
     result["changed"] = result["changed"] or result["container_changed"]
     if module.check_mode and result["container_changed"]:
         result.update(healthy=True, last_status="not probed in check mode", stage="done")
+        return False
+    return True
+
+
+def restore(module: AnsibleModule, engine: Engine, params: dict, result: dict) -> None:
+    """Put the release to restore back after this call's release failed its health check (O(restore)).
+
+    Why here: the rollback of this host would otherwise be a second module call (a fresh
+    Python on the host, a round of controller tasks) after this one returned. It is the
+    rollback deploy.yml would run, in the same steps: the release (the explicit one, else
+    the recorded previous one; see restore_target) recorded as current with the failed one
+    marked bad, the container replaced, one slice of the health wait and, once healthy, the
+    verified mark. The lock this call holds stays held (it is given back only after a
+    verified release of the run). Sets ``restored``, or ``restore_error`` and ``restore_stage``.
+    """
+    target = restore_target(result["record"], params["restore_image"], params["restore_digest"],
+                            params["restore_version"])
+    if target is None:
         return
-    wait(module, params, result)
+    started = time.monotonic()
+    back = dict(params, replaces_bad=True, bad_reason=params["restore_reason"], lock_acquire=False,
+                lock_release=False, **target)
+    outcome: dict = {"changed": False, "moved": False, "container_changed": False, "healthy": False}
+    try:
+        check_inputs(back)
+        refuse_bad_digest(back)
+        if put_in_place(module, engine, back, outcome, StepClock(outcome)):
+            wait(module, back, outcome)
+    except StepFailed as failure:
+        result.update(restore_error=str(failure), restore_stage=failure.stage)
+    result["record"] = outcome.get("record", result["record"])
+    result["changed"] = result["changed"] or outcome["changed"]
+    result["step_seconds"]["restore"] = round(time.monotonic() - started, 3)
+    if "restore_error" in result:
+        return
+    previous = result["record"].get("previous") or {}
+    result["restored"] = dict(target, running_digest=target["digest"], previous_digest=previous.get("digest"),
+                              previous_version=previous.get("version"), moved=outcome["moved"],
+                              healthy=outcome["healthy"], step_seconds=outcome["step_seconds"])
 
 
 def wait(module: AnsibleModule, params: dict, result: dict) -> None:
@@ -716,6 +810,11 @@ def main() -> None:
             "registry_url": {"type": "str", "default": ""},
             "docker_socket": {"type": "path", "default": "/var/run/docker.sock"},
             "api_timeout": {"type": "float", "default": 120.0},
+            "restore": {"type": "bool", "default": False},
+            "restore_image": {"type": "str", "default": ""},
+            "restore_digest": {"type": "str", "default": ""},
+            "restore_version": {"type": "str", "default": ""},
+            "restore_reason": {"type": "str", "default": ""},
             "lock_path": {"type": "path", "default": ""},
             "lock_id": {"type": "str", "default": ""},
             "lock_acquire": {"type": "bool", "default": False},

@@ -113,6 +113,29 @@ def compose_record(record: dict, release: Release, deployed_by: str, bad_reason:
     }
 
 
+def restore_target(record: dict, image: str, digest: str, version: str) -> dict | None:
+    """The release to put back after the current one (just recorded) failed, or None to leave it to the caller.
+
+    The choice is the one deploy.yml's rollback makes (the role's plan_rollback): the explicit
+    release (``digest``/``version``, the coordinator's last verified one; ``image`` its
+    repository) when given, else the recorded previous release. None when there was no
+    previous release (a first release: removed, not rolled back), when the previous one is
+    marked bad without an explicit release (the host was rolled back before: the caller says
+    so), or when the explicit release is the failed one itself.
+    """
+    current, previous = record.get("current") or {}, record.get("previous")
+    if not previous:
+        return None
+    if digest:
+        if digest == current.get("digest") or not version:
+            return None
+        return {"image": image or current.get("image") or "", "digest": digest, "version": version}
+    if previous.get("bad"):
+        return None
+    return {"image": previous.get("image") or "", "digest": previous.get("digest") or "",
+            "version": previous.get("version") or ""}
+
+
 def mark_verified(record: dict, digest: str, now: str) -> dict | None:
     """The record with its current release verified, or None when there is nothing to mark."""
     current = record["current"]
