@@ -277,6 +277,7 @@ def test_verify_fails_early_when_the_container_exits(images: Images, make_invent
 def test_a_health_wait_reports_progress_through_the_runner_until_its_deadline(deployed_scenario: Scenario) -> None:
     """The coordinator's view: each unhealthy slice of the wait is a progress line with time left."""
     from coordinator.ansible import run_playbook as run_through_runner
+    from coordinator.strategy import AnsibleStrategy
 
     lines: list[str] = []
     result = run_through_runner(
@@ -285,7 +286,7 @@ def test_a_health_wait_reports_progress_through_the_runner_until_its_deadline(de
         # into each slice) still shows more than one of them.
         extravars={"release_health_health_path": "/missing", "release_health_timeout": 8,
                    "release_health_progress_interval": 1, "release_health_interval": 0.25},
-        ident="progress-test", timeout_s=120, on_progress=lines.append,
+        ident="progress-test", strategy=AnsibleStrategy.LINEAR, timeout_s=120, on_progress=lines.append,
     )
 
     assert not result.ok
