@@ -201,7 +201,8 @@ def test_a_failing_batch_rolls_back_every_host_this_run_moved(images: Images, ma
     # fleet4's app refuses to start as 2.0.0, so the second batch (fleet3, fleet4) fails.
     inventory = make_inventory(names, {"fleet4": {"docker_release_env": {"REFUSE_VERSION": "2.0.0"}}})
     old, new = images.fleet["1.0.0"], images.fleet["2.0.0"]
-    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(old, deploy_serial="100%")).failed
+    first = run_playbook("deploy.yml", inventory.path, deploy_vars(old, deploy_serial="100%"))
+    assert not first.failed, str(first)
 
     run = run_playbook("deploy.yml", inventory.path, deploy_vars(new, deploy_serial=2))
 
@@ -224,7 +225,8 @@ def test_by_default_a_release_that_fails_everywhere_fails_on_the_canary_alone(
     refuse = {"docker_release_env": {"REFUSE_VERSION": "2.0.0"}}
     inventory = make_inventory(names, {name: refuse for name in names})
     old, new = images.fleet["1.0.0"], images.fleet["2.0.0"]
-    assert not run_playbook("deploy.yml", inventory.path, deploy_vars(old, deploy_serial="100%")).failed
+    first = run_playbook("deploy.yml", inventory.path, deploy_vars(old, deploy_serial="100%"))
+    assert not first.failed, str(first)
 
     run = run_playbook("deploy.yml", inventory.path, deploy_vars(new))
 
