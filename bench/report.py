@@ -11,7 +11,7 @@ LABELS = {"deploy": "our deploy.yml", "peer": "peer playbook", "recipe": "shell 
 GOAL_ROWS = (
     ("deploy + verify 1 host / recipe", "deploy_ratio"),
     ("whole release / recipe (both envs)", "release_ratio"),
-    ("20 hosts (25 % batches) / parallel recipe", "fleet20_recipe_ratio"),
+    ("20 hosts (default batches 1, 5, 5, 5, 4) / parallel recipe", "fleet20_recipe_ratio"),
     ("5 hosts, ours / peer playbook", "fleet5_peer_speed"),
     ("controller CPU-s per added host (marginal)", "controller_cpu_marginal"),
     ("exiting container -> previous serving, s", "rollback_seconds"),

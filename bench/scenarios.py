@@ -157,8 +157,8 @@ def rollback_time(images: BenchImages, runs: int) -> dict[str, Any]:
 
 def fleet(images: BenchImages, runs: int, sizes: tuple[int, ...] = (1, 5, 20),
           approaches: tuple[str, ...] = compare.APPROACHES) -> dict[str, Any]:
-    """deploy.yml (batches of 25 %), the peer playbook and the recipe run on all hosts in
-    parallel, on 1, 5 and 20 loopback hosts with one SSH connection each; plus how busy the
+    """deploy.yml (its default batches: a canary, then a quarter rounded up), the peer playbook
+    and the recipe run on all hosts in parallel, on 1, 5 and 20 loopback hosts with one SSH connection each; plus how busy the
     machine's 2 cores were (0-1) during our runs: the hosts share them with the controller."""
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
