@@ -51,16 +51,23 @@ def mitogen_strategy_dir() -> Path | None:
     return plugins if (plugins / f"{MITOGEN_STRATEGY}.py").is_file() else None
 
 
-def require_strategy(strategy: AnsibleStrategy) -> None:
-    """Refuse (ConfigError, exit 2) a strategy whose plugin this Python does not have."""
-    if strategy == AnsibleStrategy.MITOGEN and mitogen_strategy_dir() is None:
+def _installed_mitogen() -> Path:
+    """Mitogen's strategy plugin folder; ConfigError (exit 2) when this Python does not have it."""
+    plugins = mitogen_strategy_dir()
+    if plugins is None:
         raise ConfigError(f"ansible.strategy: mitogen is chosen but Mitogen is not installed for {sys.executable}; "
                           f"install it with {MITOGEN_INSTALL}, or set ansible.strategy to linear")
+    return plugins
+
+
+def require_strategy(strategy: AnsibleStrategy) -> None:
+    """Refuse (ConfigError, exit 2) a strategy whose plugin this Python does not have."""
+    if strategy == AnsibleStrategy.MITOGEN:
+        _installed_mitogen()
 
 
 def strategy_envvars(strategy: AnsibleStrategy) -> dict[str, str]:
     """The environment variables that make every playbook run use `strategy`, and nothing else."""
     if AnsibleStrategy(strategy) == AnsibleStrategy.MITOGEN:
-        require_strategy(strategy)
-        return {"ANSIBLE_STRATEGY_PLUGINS": str(mitogen_strategy_dir()), "ANSIBLE_STRATEGY": MITOGEN_STRATEGY}
+        return {"ANSIBLE_STRATEGY_PLUGINS": str(_installed_mitogen()), "ANSIBLE_STRATEGY": MITOGEN_STRATEGY}
     return {"ANSIBLE_STRATEGY": LINEAR_STRATEGY}
