@@ -141,6 +141,11 @@ def absorb_lock_report(ctx: Context, release: Release, environment: str, result:
                        {"reason": error.message, "deployed": "unknown" if unknown else False})
         raise error
     lock_id = deployment.lock_id or lock_id_for(ctx, release, environment)
+    if result.ok and not result.hosts and not result.reported:
+        # An environment that allows no hosts ran on nobody: no lock was taken anywhere, so there is
+        # none to give back (and no lock.released without its lock.acquired in the audit trail).
+        deployment.lock_id = None
+        return
     if not any("locked" in data for data in reports):
         return  # the run ended before the lock play reported (killed or broken run): keep the intent
     locks.record_acquired(ctx, environment, result, version=release.version, release_id=release.id)

@@ -209,6 +209,9 @@ def test_a_failed_first_release_has_its_own_exit_code_and_releases_the_lock(rele
     events = json.loads(rw.coordinator("audit", "show", "--json").stdout)
     # Safety before bookkeeping: the lock is given back first, the failure is written after.
     assert [e["event"] for e in events[-2:]] == ["lock.released", "deploy.failed"]
+    # The staging that allows no hosts ran on nobody: no lock was taken there, so none was given back.
+    assert [e["event"] for e in events if e.get("environment") == "staging" and e["event"].startswith("lock.")] == []
+    assert [e["event"] for e in events if e["event"].startswith("lock.")] == ["lock.acquired", "lock.released"]
 
 
 def test_two_approvers_are_needed_when_configured(release_world: ReleaseWorld):
