@@ -33,15 +33,18 @@ from tests.sandbox.coordinator_config import IMAGE, REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "inventory" / "sandbox-production"
 PEER_DIR = REPO_ROOT / "bench" / "peer"
+FLOOR_DIR = REPO_ROOT / "bench" / "floor"
 SSH_DIR = REPO_ROOT / ".sandbox" / "ssh"
 HEALTH_INTERVAL_S = 0.25
 APPROACHES = ("deploy", "peer", "recipe")
 # Measured only when asked (--approaches): our deploy.yml under the opt-in Mitogen strategy
-# (config ansible.strategy: mitogen), on containers of its own so it really replaces one too.
-OPTIONAL_APPROACHES = ("mitogen",)
+# (config ansible.strategy: mitogen), on containers of its own so it really replaces one too;
+# and the Ansible floor (bench/floor/playbooks/ping.yml: one ping per host through ansible-runner,
+# over a cold connection, deploying nothing), which the 1-host deploy scenario always measures.
+OPTIONAL_APPROACHES = ("mitogen", "floor")
 ALL_APPROACHES = APPROACHES + OPTIONAL_APPROACHES
-# Host n of an approach publishes on PORT_BASE[approach] + n (n = 1..20).
-PORT_BASE = {"deploy": 45400, "peer": 45430, "recipe": 45460, "mitogen": 45490}
+# Host n of an approach publishes on PORT_BASE[approach] + n (n = 1..20); the floor publishes nothing.
+PORT_BASE = {"deploy": 45400, "peer": 45430, "recipe": 45460, "mitogen": 45490, "floor": 45520}
 
 
 def deploy_vars(digest: str, version: str, *, lock: bool = False) -> dict[str, Any]:
@@ -65,14 +68,15 @@ def deploy_vars(digest: str, version: str, *, lock: bool = False) -> dict[str, A
     return extravars
 
 
-def playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any], *, peer: bool = False,
+def playbook(playbook_name: str, inventory: Path, extravars: dict[str, Any], *, ansible_dir: Path = REPO_ROOT,
              control_dir: Path | None = None, extra_env: dict[str, str] | None = None,
              strategy: AnsibleStrategy = AnsibleStrategy.LINEAR) -> PlaybookResult:
-    """Run our playbook (or the peer's) through ansible-runner exactly as the coordinator does."""
+    """Run our playbook (or the peer's, or the floor's: `ansible_dir`) through ansible-runner
+    exactly as the coordinator does."""
     env = {"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), **(extra_env or {})}
     if control_dir is not None:
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
-    return run_playbook(ansible_dir=PEER_DIR if peer else REPO_ROOT, playbook=playbook_name, inventory=inventory,
+    return run_playbook(ansible_dir=ansible_dir, playbook=playbook_name, inventory=inventory,
                         extravars=extravars, ident=f"bench-{playbook_name}", strategy=strategy, env=env,
                         timeout_s=600)
 
@@ -118,6 +122,8 @@ def production_target(approach: str) -> Target:
     there; the peer and the recipe get containers of their own on the same host."""
     if approach == "deploy":
         return Target(inventory=PRODUCTION, containers=[("sample-prod1", 45081)])
+    if approach == "floor":
+        return Target(inventory=PRODUCTION, containers=[])  # a ping: no container of its own
     name, port = {"peer": ("bench-peer", 45093), "recipe": ("bench-recipe", 45090),
                   "mitogen": ("bench-mitogen", 45094)}[approach]
     return Target(inventory=PRODUCTION, containers=[(name, port)],
@@ -136,7 +142,10 @@ def deploy_once(approach: str, target: Target, digest: str, version: str,
     with tempfile.TemporaryDirectory(prefix="bcp-", dir="/tmp") as control_dir:  # short: socket paths ≤ 108
         if approach == "peer":
             result = playbook("deploy.yml", target.inventory, deploy_vars(digest, version) | target.overrides | interpreter,
-                              peer=True, control_dir=Path(control_dir), extra_env=extra_env)
+                              ansible_dir=PEER_DIR, control_dir=Path(control_dir), extra_env=extra_env)
+        elif approach == "floor":
+            result = playbook("ping.yml", target.inventory, interpreter, ansible_dir=FLOOR_DIR,
+                              control_dir=Path(control_dir), extra_env=extra_env)
         else:
             strategy = AnsibleStrategy.MITOGEN if approach == "mitogen" else AnsibleStrategy.LINEAR
             result = playbook("deploy.yml", target.inventory,

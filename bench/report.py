@@ -6,7 +6,8 @@ from typing import Any
 
 from bench.compare import ALL_APPROACHES
 
-LABELS = {"deploy": "our deploy.yml", "peer": "peer playbook", "recipe": "shell recipe", "mitogen": "ours, Mitogen"}
+LABELS = {"deploy": "our deploy.yml", "peer": "peer playbook", "recipe": "shell recipe", "mitogen": "ours, Mitogen",
+          "floor": "Ansible floor"}
 # (what the goal says, the figure's key in the results)
 GOAL_ROWS = (
     ("deploy + verify 1 host / recipe", "deploy_ratio"),

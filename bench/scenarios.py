@@ -87,9 +87,10 @@ def deploy_one_host(images: BenchImages, runs: int,
                     approaches: tuple[str, ...] = compare.APPROACHES) -> dict[str, Any]:
     """deploy.yml (lock, deploy + health, final check, unlock) on the SSH production host vs
     the peer playbook and the recipe over ssh on the same host, each with its CPU (and ours
-    under Mitogen when `approaches` names it)."""
-    targets = {approach: compare.production_target(approach)
-               for approach in compare.ALL_APPROACHES if approach in set(approaches) | set(compare.APPROACHES)}
+    under Mitogen when `approaches` names it); and the Ansible floor (a ping play through
+    ansible-runner over a cold connection), below which no deploy through Ansible can go."""
+    wanted = set(approaches) | set(compare.APPROACHES) | {"floor"}
+    targets = {approach: compare.production_target(approach) for approach in compare.ALL_APPROACHES if approach in wanted}
     figures = _compare_all("host1", 1, targets, images, runs)
     if any(f"host1_{a}_seconds" not in figures for a in compare.APPROACHES):
         return figures  # an approach failed (its error is in the figures): no ratios
@@ -97,9 +98,13 @@ def deploy_one_host(images: BenchImages, runs: int,
     # The per-host CPU of this scenario is reported under its own keys; the fleet's host
     # count "1" uses a fleet inventory like 5 and 20.
     del figures["controller_cpu_per_host"], figures["target_cpu_per_host"]
+    floor = figures.get("host1_floor_seconds")
+    below = {} if floor is None else {"floor_seconds": floor, "floor_recipe_ratio": floor / recipe,
+                                      "deploy_above_floor_seconds": ours - floor}
     return {**figures, "deploy_seconds": ours, "deploy_recipe_seconds": recipe, "deploy_ratio": ours / recipe,
             "peer_deploy_seconds": peer, "peer_deploy_ratio": peer / recipe, "deploy_peer_ratio": ours / peer,
-            "deploy_raw": figures["host1_deploy_raw_seconds"], "deploy_recipe_raw": figures["host1_recipe_raw_seconds"]}
+            "deploy_raw": figures["host1_deploy_raw_seconds"], "deploy_recipe_raw": figures["host1_recipe_raw_seconds"],
+            **below}
 
 
 UNHEALTHY_TIMEOUT_S = 10

@@ -50,3 +50,30 @@ def test_cpu_accounting_charges_work_to_the_side_that_did_it(world):
     assert local["controller_playbook_s"] >= 0.9, local
     assert local["target_sshd_s"] < 0.1, local
     assert figures["masters_left"] == [], figures
+
+
+_FLOOR = """
+import json
+from bench import cpu, compare
+
+cpu.become_subreaper()
+# The inventory's own interpreter: the bench's host venv (bench/host_python.py) is made by pip.
+ran = []
+cost = cpu.measure(lambda: ran.append(compare.playbook("ping.yml", compare.PRODUCTION, {}, ansible_dir=compare.FLOOR_DIR)),
+                   compare.sshd_pid())
+print(json.dumps({**cost.__dict__, "ok": ran[0].ok, "hosts": sorted(ran[0].hosts)}))
+"""
+
+
+def test_the_ansible_floor_reaches_the_host_through_ansible_runner(world):
+    """The floor the deploy scenario reports (bench/floor/playbooks/ping.yml) really runs a module
+    on the host over SSH: a session there, and a playbook run on the controller."""
+    import json
+
+    result = subprocess.run([sys.executable, "-c", _FLOOR], capture_output=True, text=True, cwd=REPO_ROOT,
+                            check=False, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cost = json.loads(result.stdout.strip().splitlines()[-1])
+    assert cost["ok"] and cost["hosts"] == ["prod1"], cost
+    assert cost["target_sshd_s"] > 0, cost
+    assert cost["controller_playbook_s"] > 0.2, cost  # ansible-playbook ran (its imports alone take longer)

@@ -73,6 +73,16 @@ def test_ssh_login_as_root_works_with_the_pinned_host_key(world: World):
     assert completed.stdout.strip() == "0"
 
 
+def test_a_command_over_ssh_runs_without_the_controller_s_bashrc(world: World):
+    """The sandbox host is this machine's root, whose ~/.bashrc is the developer's (pyenv init
+    here): sshd's SetEnv SHLVL=1 makes the session's bash a second-level shell, which does not
+    read it, as a server's root shell costs nothing to start (tests/sandbox/sshd.py)."""
+    completed = subprocess.run([*world.ssh_argv(), "echo $SHLVL"], capture_output=True, text=True, timeout=30)
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "2"  # 1 from sshd, +1 by bash: a top-level shell (which reads ~/.bashrc) says 1
+
+
 def test_ssh_refuses_a_host_that_is_not_pinned(world: World, tmp_path: Path):
     empty_known_hosts = tmp_path / "known_hosts"
     empty_known_hosts.write_text("")

@@ -98,7 +98,14 @@ def prepare(files: SshFiles, host: str, port: int) -> None:
         # multiplexes them over one master connection: allow a session per fork.
         "MaxSessions 64\n"
         "MaxStartups 64:30:128\n"
-        "Subsystem sftp internal-sftp\n",
+        "Subsystem sftp internal-sftp\n"
+        # The sandbox host is this machine's root account, and root's ~/.bashrc is the
+        # developer's (on this machine `pyenv init`: about 60 processes and 0.14 s per SSH
+        # session), which a server's root shell does not run. bash reads ~/.bashrc for a
+        # command sshd starts only as a top-level shell (SHLVL below 2): this makes the
+        # session's shell the second level, so no test, drill or bench approach (ours, the
+        # peer's or the recipe's) pays for the controller's shell set-up on the "host".
+        "SetEnv SHLVL=1\n",
         encoding="utf-8",
     )
 
