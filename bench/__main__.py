@@ -58,7 +58,8 @@ def main() -> None:
     parser.add_argument("--approaches", default="deploy,peer,recipe",
                         help="approaches the fleet scenario measures (default deploy,peer,recipe; mitogen: ours "
                              "under the opt-in Mitogen strategy, also on 1 host in the deploy scenario; floor: a ping "
-                             "play, what any Ansible run pays, which the deploy scenario always measures)")
+                             "play, what any Ansible run pays, which the deploy scenario always measures; "
+                             "unbatched: ours in one batch, as the peer deploys)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/latest.json")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -73,8 +74,8 @@ def main() -> None:
         parser.error(f"--hosts {args.hosts!r}: host counts go from 1 to 20 (the ports reserved per approach)")
 
     approaches = tuple(name.strip() for name in args.approaches.split(",") if name.strip())
-    if not approaches or not set(approaches) <= {"deploy", "peer", "recipe", "mitogen", "floor"}:
-        parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe, mitogen, floor")
+    if not approaches or not set(approaches) <= {"deploy", "peer", "recipe", "mitogen", "floor", "unbatched"}:
+        parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe, mitogen, floor, unbatched")
     if "mitogen" in approaches:
         from coordinator.errors import ConfigError
         from coordinator.strategy import AnsibleStrategy, require_strategy

@@ -39,12 +39,14 @@ HEALTH_INTERVAL_S = 0.25
 APPROACHES = ("deploy", "peer", "recipe")
 # Measured only when asked (--approaches): our deploy.yml under the opt-in Mitogen strategy
 # (config ansible.strategy: mitogen), on containers of its own so it really replaces one too;
-# and the Ansible floor (bench/floor/playbooks/ping.yml: one ping per host through ansible-runner,
-# over a cold connection, deploying nothing), which the 1-host deploy scenario always measures.
-OPTIONAL_APPROACHES = ("mitogen", "floor")
+# the Ansible floor (bench/floor/playbooks/ping.yml: one ping per host through ansible-runner,
+# over a cold connection, deploying nothing), which the 1-host deploy scenario always measures;
+# and our deploy.yml in one batch (`deploy_serial: 100%`, no canary): the peer's batching, so a
+# fleet compares the two playbooks apart from the canary and batch sizes ours chooses by default.
+OPTIONAL_APPROACHES = ("mitogen", "floor", "unbatched")
 ALL_APPROACHES = APPROACHES + OPTIONAL_APPROACHES
 # Host n of an approach publishes on PORT_BASE[approach] + n (n = 1..20); the floor publishes nothing.
-PORT_BASE = {"deploy": 45400, "peer": 45430, "recipe": 45460, "mitogen": 45490, "floor": 45520}
+PORT_BASE = {"deploy": 45400, "peer": 45430, "recipe": 45460, "mitogen": 45490, "floor": 45520, "unbatched": 45550}
 
 
 def deploy_vars(digest: str, version: str, *, lock: bool = False) -> dict[str, Any]:
@@ -125,7 +127,7 @@ def production_target(approach: str) -> Target:
     if approach == "floor":
         return Target(inventory=PRODUCTION, containers=[])  # a ping: no container of its own
     name, port = {"peer": ("bench-peer", 45093), "recipe": ("bench-recipe", 45090),
-                  "mitogen": ("bench-mitogen", 45094)}[approach]
+                  "mitogen": ("bench-mitogen", 45094), "unbatched": ("bench-unbatched", 45095)}[approach]
     return Target(inventory=PRODUCTION, containers=[(name, port)],
                   overrides={"docker_release_container_name": name, "docker_release_published_port": port,
                              "release_health_base_url": f"http://127.0.0.1:{port}"})
@@ -148,8 +150,9 @@ def deploy_once(approach: str, target: Target, digest: str, version: str,
                               control_dir=Path(control_dir), extra_env=extra_env)
         else:
             strategy = AnsibleStrategy.MITOGEN if approach == "mitogen" else AnsibleStrategy.LINEAR
+            batches = {"deploy_serial": "100%"} if approach == "unbatched" else {}
             result = playbook("deploy.yml", target.inventory,
-                              deploy_vars(digest, version, lock=True) | target.overrides | interpreter,
+                              deploy_vars(digest, version, lock=True) | batches | target.overrides | interpreter,
                               control_dir=Path(control_dir), extra_env=extra_env, strategy=strategy)
         cpu.end_ssh_masters()  # before the socket directory goes
     if not result.ok:

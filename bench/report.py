@@ -7,7 +7,7 @@ from typing import Any
 from bench.compare import ALL_APPROACHES
 
 LABELS = {"deploy": "our deploy.yml", "peer": "peer playbook", "recipe": "shell recipe", "mitogen": "ours, Mitogen",
-          "floor": "Ansible floor"}
+          "floor": "Ansible floor", "unbatched": "ours, 1 batch"}
 # (what the goal says, the figure's key in the results)
 GOAL_ROWS = (
     ("deploy + verify 1 host / recipe", "deploy_ratio"),

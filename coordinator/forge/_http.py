@@ -10,6 +10,7 @@ from (TokenRefused, exit 2), so the operator fixes the variable or file, not the
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import ssl
@@ -76,7 +77,10 @@ def origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
+@functools.lru_cache(maxsize=None)
 def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """One context per CA file for the whole process: the forge and CI clients share it, since
+    loading the trust store costs about 50 ms a time (a context is safe to share between clients)."""
     context = ssl.create_default_context()
     if ca_file is not None:
         try:

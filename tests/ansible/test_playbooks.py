@@ -476,6 +476,42 @@ def test_one_host_takes_deploys_and_gives_the_lock_back_in_one_remote_call(
     assert run.hosts["web"]["locked"] is False and run.hosts["web"]["lock"]["owner"] == "carol"
     assert run.hosts["web"]["healthy"] is True and run.hosts["web"]["running_digest"] == images.sample["1.0.0"].digest
     assert not inventory.lock_dir("web").exists()
+    # One batch checked the whole run and its call gave the lock back: the batch's report says so
+    # (final_check, what `coordinator verify` takes), and the re-check and unlock plays end at once.
+    assert run.hosts["web"]["final_check"] is True, run.hosts["web"]
+    assert "Report the hosts as healthy after the last batch" not in run.ran, sorted(run.ran)
+    assert "Report the released locks" not in run.ran, sorted(run.ran)
+
+
+def test_one_batch_of_several_hosts_is_checked_whole_by_its_batch_and_unlocked_in_a_last_call(
+    images: Images, make_inventory: InventoryFactory
+) -> None:
+    inventory = make_inventory(["app1", "app2"])
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(
+        images.fleet["1.0.0"], deploy_lock_acquire=True, deploy_lock_id="run-8", deploy_lock_owner="carol",
+        deploy_serial="100%"))
+
+    assert not run.failed, str(run)
+    for name in ("app1", "app2"):
+        # Nothing to re-check (no earlier batch), but the lock is given back in a last call, after both
+        # passed: a host failing beside one that already gave it back would be rolled back without it.
+        assert run.remote_calls[name] == ["deploy_lock", "release_host", "deploy_lock"], run.remote_calls
+        assert run.hosts[name]["final_check"] is True and run.hosts[name]["locked"] is False, run.hosts[name]
+        assert not inventory.lock_dir(name).exists(), name
+    assert "Report the hosts as healthy after the last batch" not in run.ran, sorted(run.ran)
+    assert run.ran["Report the released locks"], sorted(run.ran)
+
+
+def test_a_run_of_one_batch_without_the_final_check_reports_it_as_not_done(
+    images: Images, make_inventory: InventoryFactory
+) -> None:
+    inventory = make_inventory(["web"])
+
+    run = run_playbook("deploy.yml", inventory.path, deploy_vars(images.sample["1.0.0"], deploy_final_check=False))
+
+    assert not run.failed, str(run)
+    assert run.hosts["web"]["final_check"] is False, run.hosts["web"]
 
 
 def test_several_hosts_lock_first_and_each_host_s_last_call_gives_the_lock_back(

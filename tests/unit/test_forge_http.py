@@ -226,6 +226,16 @@ def test_a_custom_ca_file_that_does_not_load_is_a_clear_error(tmp_path) -> None:
     bad.write_text("not a certificate")
     with pytest.raises(ForgeError, match="ca_file"):
         GiteaClient("https://forge.test", "acme", "sample", TOKEN, ca_file=bad)
+    # The contexts are kept for the process, a refusal is not: the second client is refused too.
+    with pytest.raises(ForgeError, match="ca_file"):
+        GiteaClient("https://forge.test", "acme", "sample", TOKEN, ca_file=bad)
+
+
+def test_the_forge_and_ci_clients_of_one_process_share_one_tls_context() -> None:
+    """Loading the trust store costs about 50 ms; a release command makes several clients."""
+    from coordinator.forge._http import _ssl_context
+
+    assert _ssl_context(None) is _ssl_context(None)
 
 
 def test_a_url_without_http_scheme_is_refused() -> None:
