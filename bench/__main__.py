@@ -74,8 +74,10 @@ def main() -> None:
         parser.error(f"--hosts {args.hosts!r}: host counts go from 1 to 20 (the ports reserved per approach)")
 
     approaches = tuple(name.strip() for name in args.approaches.split(",") if name.strip())
-    if not approaches or not set(approaches) <= {"deploy", "peer", "recipe", "mitogen", "floor", "unbatched"}:
-        parser.error(f"--approaches {args.approaches!r}: choose from deploy, peer, recipe, mitogen, floor, unbatched")
+    from bench.compare import ALL_APPROACHES
+
+    if not approaches or not set(approaches) <= set(ALL_APPROACHES):
+        parser.error(f"--approaches {args.approaches!r}: choose from {', '.join(ALL_APPROACHES)}")
     if "mitogen" in approaches:
         from coordinator.errors import ConfigError
         from coordinator.strategy import AnsibleStrategy, require_strategy
