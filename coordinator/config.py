@@ -109,7 +109,7 @@ class ForgeConfig(Strict):
     repo: str = Field(description="owner/name of the app repository on the forge.")
     token_env: str = Field("COORDINATOR_FORGE_TOKEN", description="Environment variable holding the API token.")
     token_file: Path | None = Field(None, description="Alternatively a file (mode 0600) holding the token.")
-    ca_file: Path | None = Field(None, description="Custom CA bundle; TLS is always verified.")
+    ca_file: Path | None = Field(None, description="Custom CA bundle, added to the system trust store; TLS is always verified.")
     blocker_label: str = "release-blocker"
     timeout_s: float = Field(10.0, gt=0)
 
@@ -180,7 +180,8 @@ class RegistryCredentialsConfig(Strict):
 
 class ImageConfig(Strict):
     name: str = Field(description="Image repository without tag, e.g. registry.example.com/acme/shop.")
-    registry_ca_file: Path | None = None
+    registry_ca_file: Path | None = Field(
+        None, description="Custom CA bundle for the registry digest check, added to the system trust store.")
     credentials: RegistryCredentialsConfig | None = Field(
         None, description="Registry credentials for the controller's digest check and the hosts' pull.")
     docker_config: bool = Field(

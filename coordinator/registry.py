@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from coordinator.errors import BuildFailed, RegistryCredentialsError, RegistryDenied, RegistryUnavailable
+from coordinator.errors import BuildFailed, ConfigError, RegistryCredentialsError, RegistryDenied, RegistryUnavailable
 from coordinator.registry_auth import (
     RegistryCredentials,
     fetch_token,
@@ -22,6 +22,7 @@ from coordinator.registry_auth import (
     pick_challenge,
     safe_to_send_secrets,
 )
+from coordinator.tls import CaFileError, trust_context, untrusted_certificate
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -47,13 +48,17 @@ def resolve_digest(
 ) -> str:
     """HEAD the manifest of `image:reference` and return its Docker-Content-Digest.
 
-    Anonymous first; on a 401 challenge, as the registry asks (see registry_auth). Each
+    TLS is verified against the system's trust store plus `ca_file` (coordinator/tls.py), as
+    for the forge. Anonymous first; on a 401 challenge, as the registry asks (see registry_auth). Each
     refusal is named for its cause: 401 = credentials (exit 21), 403 = no access to the
     repository (exit 22), 404 = no such tag (the build's failure, exit 5).
     """
     registry, repository = image.split("/", 1)
     url = f"{registry_base_url(registry)}/v2/{repository}/manifests/{reference}"
-    verify: str | bool = str(ca_file) if ca_file else True
+    try:
+        verify = trust_context(ca_file)
+    except CaFileError as exc:
+        raise ConfigError(f"image.registry_ca_file: {exc}") from exc
     with httpx.Client(timeout=timeout_s, verify=verify, transport=transport) as client:
         response = _head(client, registry, url, None)
         if response.status_code == 401:
@@ -68,6 +73,10 @@ def _head(client: httpx.Client, registry: str, url: str, authorization: str | No
     try:
         return client.head(url, headers=headers)
     except httpx.HTTPError as exc:
+        if (reason := untrusted_certificate(exc)) is not None:
+            raise ConfigError(
+                f"registry {registry}'s TLS certificate is not trusted ({reason}): add its CA to the system "
+                "trust store or name it in image.registry_ca_file") from exc
         raise RegistryUnavailable(
             f"registry {registry} unreachable at {url} ({exc.__class__.__name__}); resume when it answers") from exc
 

@@ -10,7 +10,6 @@ from (TokenRefused, exit 2), so the operator fixes the variable or file, not the
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import ssl
@@ -25,6 +24,7 @@ import httpx
 import tenacity
 
 from coordinator.errors import CoordinatorError, ForgeError, TokenRefused
+from coordinator.tls import CaFileError, trust_context, untrusted_certificate
 
 Params = Mapping[str, str | int | bool | list[str]]
 Sleep = Callable[[float], None]
@@ -77,17 +77,12 @@ def origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-@functools.lru_cache(maxsize=None)
 def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    """One context per CA file for the whole process: the forge and CI clients share it, since
-    loading the trust store costs about 50 ms a time (a context is safe to share between clients)."""
-    context = ssl.create_default_context()
-    if ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ForgeError(f"ca_file {ca_file} cannot be loaded ({exc}): point it at a PEM CA bundle") from exc
-    return context
+    """The shared trust store (coordinator/tls.py); a CA file that does not load is the forge's error."""
+    try:
+        return trust_context(ca_file)
+    except CaFileError as exc:
+        raise ForgeError(f"ca_file {exc}") from exc
 
 
 def _one_line(text: str) -> str:
@@ -198,6 +193,10 @@ class HttpSession:
 
     def transport_error(self, method: str, url: str, exc: Exception, attempts: int) -> ForgeError:
         endpoint = self.endpoint(method, url)
+        if (reason := untrusted_certificate(exc)) is not None:  # not "unreachable": waiting will not fix it
+            return ForgeError(self.scrub(
+                f"{self.service} {endpoint}: its TLS certificate is not trusted ({reason}): add its CA to the system "
+                "trust store or name it in forge.ca_file (ci.ca_file for a CI elsewhere)"), endpoint=endpoint, status=None)
         kind = type(exc).__name__
         detail = str(exc).strip()
         text = f"{self.service} {endpoint} unreachable after {attempts} attempt(s): {kind}"
@@ -245,7 +244,10 @@ class HttpSession:
             return state.attempt_number >= policy.attempts or spent > policy.total_s
 
         return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type((httpx.TransportError, RetryableStatus)),
+            # A certificate the trust store refuses is refused again: only network faults are retried.
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, RetryableStatus)
+                or (isinstance(exc, httpx.TransportError) and untrusted_certificate(exc) is None)),
             wait=tenacity.wait_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
             + tenacity.wait_random(0, policy.jitter_s),
             stop=stop,

@@ -14,12 +14,15 @@ from coordinator.context import Context
 from coordinator.errors import DeployFailed
 from coordinator.release import Release
 from coordinator.stages.deploy import deploy_environment, drop_lock, fail_deploy, fail_first_release, removed_first_release
+from coordinator.tls import trust_context, untrusted_certificate
 
 
 def builtin_smoke(url: str, version: str, timeout_s: float = 10.0) -> str | None:
-    """GET /health and /version once; None when both are right, else what was wrong."""
+    """GET /health and /version once; None when both are right, else what was wrong.
+
+    An https URL is verified against the system's trust store, as the forge is (coordinator/tls.py)."""
     try:
-        with httpx.Client(timeout=timeout_s) as client:
+        with httpx.Client(timeout=timeout_s, verify=trust_context()) as client:
             health = client.get(f"{url}/health")
             if health.status_code != 200:
                 return f"/health answered {health.status_code}"
@@ -29,6 +32,8 @@ def builtin_smoke(url: str, version: str, timeout_s: float = 10.0) -> str | None
             if served.text.strip() != version:
                 return f"/version says {served.text.strip()[:40]!r}, expected {version!r}"
     except httpx.HTTPError as exc:
+        if (reason := untrusted_certificate(exc)) is not None:
+            return f"{url}: its TLS certificate is not trusted ({reason}); add its CA to the system trust store"
         return f"{url} unreachable ({exc.__class__.__name__})"
     return None
 

@@ -246,3 +246,19 @@ def test_a_url_without_http_scheme_is_refused() -> None:
 def test_an_empty_token_is_refused() -> None:
     with pytest.raises(ForgeError, match="token is empty"):
         GiteaClient("https://forge.test", "acme", "sample", "  ")
+
+
+def test_a_forge_certificate_the_trust_store_refuses_is_named_once_not_retried_as_unreachable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A real TLS server whose CA nobody installed: one handshake, and the cause in the message."""
+    from tests.sandbox.tls_front import PrivateCa, TlsFront
+
+    ca = PrivateCa.make(tmp_path / "ca", ["forge.test"])
+    with TlsFront("127.0.0.1:9", ca) as front:  # the handshake fails before anything is passed on
+        client = GiteaClient(f"https://127.0.0.1:{front.port}", "acme", "sample", TOKEN, sleep=lambda _s: None)
+        with pytest.raises(ForgeError) as refused:
+            client.labels()
+
+    assert str(refused.value) == (
+        "forge GET /api/v1/repos/acme/sample/labels: its TLS certificate is not trusted (unable to get local issuer "
+        "certificate): add its CA to the system trust store or name it in forge.ca_file (ci.ca_file for a CI elsewhere)")
+    assert front.refused == 1
