@@ -115,7 +115,7 @@ def main() -> None:
     print(f"environment: {json.dumps(env)}")
     print(f"runs per figure: {args.runs} (median; spread = min-max of the runs)")
     figures |= scenarios.across_fleet_sizes(figures)
-    print(report.render(figures, GOALS))
+    print(report.render(figures, GOALS, env["cores"]))
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         # A partial run (--only, --hosts) updates its own figures and keeps the others.

@@ -45,6 +45,28 @@ def _approach_rows(figures: dict[str, Any]) -> list[str]:
     return rows
 
 
+def cpu_bound_rows(figures: dict[str, Any], goals: dict[str, float], cores: int) -> list[str]:
+    """The least time a fleet run can take on this machine: the loopback hosts share its cores
+    with the controller, so a run that keeps the machine busy for C CPU-seconds needs at least
+    C / cores seconds, however well it overlaps. For the 20-host goal, also the CPU it leaves."""
+    rows = []
+    for prefix in sorted({key.split("_")[0] for key in figures if key.startswith("fleet") and key.endswith("_machine_cpu_per_host")},
+                         key=lambda p: int(p[5:])):
+        hosts = int(prefix[5:])
+        for approach in ALL_APPROACHES:
+            per_host, seconds = figures.get(f"{prefix}_{approach}_machine_cpu_per_host"), figures.get(f"{prefix}_{approach}_seconds")
+            if per_host is None or seconds is None:
+                continue
+            total = per_host * hosts
+            rows.append(f"{hosts:>5} {LABELS[approach]:<15} {per_host:>8.2f} {total:>8.1f} {total / cores:>10.2f} {seconds:>9.2f}")
+    recipe = figures.get("fleet20_recipe_seconds")
+    if rows and recipe and "fleet20_recipe_ratio" in goals:
+        allowed = goals["fleet20_recipe_ratio"] * recipe
+        rows.append(f"the 20-host goal ({goals['fleet20_recipe_ratio']:g} x the recipe's {recipe:.2f} s = {allowed:.2f} s) "
+                    f"leaves at most {allowed * cores:.1f} CPU-s, {allowed * cores / 20:.2f} per host, on {cores} cores")
+    return rows
+
+
 def _goal_rows(figures: dict[str, Any], goals: dict[str, float]) -> list[str]:
     rows = []
 
@@ -64,7 +86,7 @@ def _goal_rows(figures: dict[str, Any], goals: dict[str, float]) -> list[str]:
     return rows
 
 
-def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
+def render(figures: dict[str, Any], goals: dict[str, float], cores: int | None = None) -> str:
     lines = []
     approach_rows = _approach_rows(figures)
     if approach_rows:
@@ -79,6 +101,11 @@ def render(figures: dict[str, Any], goals: dict[str, float]) -> str:
     if fit_rows:
         lines += ["", "CPU-seconds of a run = fixed + marginal x hosts (least squares over the host counts measured)",
                   f"{'approach':<15} {'side':<11} {'fixed':>8} {'per host':>10}", *fit_rows]
+    bound_rows = cpu_bound_rows(figures, goals, cores) if cores else []
+    if bound_rows:
+        lines += ["", f"CPU bound: the whole machine's CPU-s per run (hosts and controller share its {cores} cores) "
+                  "and the least seconds that allows",
+                  f"{'hosts':>5} {'approach':<15} {'per host':>8} {'per run':>8} {'least s':>10} {'measured':>9}", *bound_rows]
     for approach, found in (figures.get("census") or {}).items():
         lines += ["", f"census, {LABELS[approach]}, 1 host: {found['tasks_ran']} tasks ran ({found['tasks_skipped']} skipped): "
                   f"{found['controller_tasks']} controller-side in {found['controller_task_seconds']:.2f} s, "
