@@ -23,9 +23,11 @@ class CaFileError(ValueError):
 
 
 @functools.lru_cache(maxsize=None)
-def trust_context(ca_file: Path | None = None) -> ssl.SSLContext:
+def trust_context(ca_file: Path | None) -> ssl.SSLContext:
     """The system's trust store, plus `ca_file` (PEM) when given; raises CaFileError when that
-    file is missing, unreadable or holds no certificate."""
+    file is missing, unreadable or holds no certificate. `ca_file` has no default on purpose:
+    the cache keys on the arguments as passed, so `trust_context()` would build a second
+    context beside `trust_context(None)`."""
     context = ssl.create_default_context()
     if ca_file is not None:
         try:

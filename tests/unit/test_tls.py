@@ -31,6 +31,23 @@ def test_one_context_per_ca_file_for_the_whole_process(tmp_path: Path) -> None:
     assert trust_context(ca.ca_file) is not trust_context(None)
 
 
+def test_the_smoke_test_shares_the_system_store_s_context_with_the_forge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache keys on the arguments as passed: a bare trust_context() would load the store again."""
+    from coordinator.forge._http import _ssl_context
+    from coordinator.stages import stage
+
+    verified_with: list[object] = []
+
+    def client(**kwargs: object) -> httpx.Client:
+        verified_with.append(kwargs["verify"])
+        raise httpx.ConnectError("no network in a unit test")
+
+    monkeypatch.setattr(stage.httpx, "Client", client)
+    stage.builtin_smoke("https://service.test", "1.0.0")
+
+    assert len(verified_with) == 1 and verified_with[0] is _ssl_context(None)
+
+
 @pytest.mark.parametrize("content", [None, "not a certificate\n"], ids=["missing", "not pem"])
 def test_a_ca_file_that_does_not_load_names_the_file_and_the_fix(tmp_path: Path, content: str | None) -> None:
     path = tmp_path / "ca.pem"
