@@ -25,10 +25,15 @@ def spread(raw: list[float] | None) -> str:
     return f"{min(raw):.2f}-{max(raw):.2f}" if raw else ""
 
 
+def _fleet_prefixes(figures: dict[str, Any]) -> list[str]:
+    """'fleet1', 'fleet5', ... for the fleet sizes some approach has a time for, smallest first."""
+    return sorted({key.split("_")[0] for key in figures if key.startswith("fleet") and
+                   any(key.endswith(f"_{a}_seconds") for a in ALL_APPROACHES)}, key=lambda p: int(p[5:]))
+
+
 def _approach_rows(figures: dict[str, Any]) -> list[str]:
     rows = []
-    prefixes = ["host1"] + sorted({key.split("_")[0] for key in figures if key.startswith("fleet") and
-                                   any(key.endswith(f"_{a}_seconds") for a in ALL_APPROACHES)}, key=lambda p: int(p[5:]))
+    prefixes = ["host1"] + _fleet_prefixes(figures)
     for prefix in prefixes:
         recipe = figures.get(f"{prefix}_recipe_seconds")
         for approach in ALL_APPROACHES:
@@ -50,8 +55,7 @@ def cpu_bound_rows(figures: dict[str, Any], goals: dict[str, float], cores: int)
     with the controller, so a run that keeps the machine busy for C CPU-seconds needs at least
     C / cores seconds, however well it overlaps. For the 20-host goal, also the CPU it leaves."""
     rows = []
-    for prefix in sorted({key.split("_")[0] for key in figures if key.startswith("fleet") and key.endswith("_machine_cpu_per_host")},
-                         key=lambda p: int(p[5:])):
+    for prefix in _fleet_prefixes(figures):
         hosts = int(prefix[5:])
         for approach in ALL_APPROACHES:
             per_host, seconds = figures.get(f"{prefix}_{approach}_machine_cpu_per_host"), figures.get(f"{prefix}_{approach}_seconds")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 from coordinator.errors import ExitCode
 from tests.integration.conftest import ReleaseWorld
 from tests.sandbox.coordinator_config import IMAGE
+from tests.sandbox.http_front import ServedInThread
 from tests.sandbox.tls_front import PrivateCa, TlsFront
 from tests.sandbox.trust_view import certs_dir, hosts_file, view_argv
 
@@ -62,14 +62,8 @@ class _Service(BaseHTTPRequestHandler):
 @pytest.fixture
 def service() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Service)
-    thread = threading.Thread(target=server.serve_forever, name="trust-service", daemon=True)
-    thread.start()
-    try:
+    with ServedInThread(server, "trust-service"):
         yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -22,13 +22,13 @@ import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from tests.sandbox.http_front import ServedInThread
 
 _IO_TIMEOUT_S = 10.0
 
@@ -81,7 +81,7 @@ class PrivateCa:
         return paths
 
 
-class TlsFront:
+class TlsFront(ServedInThread):
     """TLS on 127.0.0.1 (an ephemeral port) in front of `upstream` (host:port, plain HTTP); a context manager."""
 
     def __init__(self, upstream: str, ca: PrivateCa) -> None:
@@ -98,19 +98,10 @@ class TlsFront:
             def handle(self) -> None:
                 front._serve(self.request)
 
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="tls-front", daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self.port = int(server.server_address[1])
+        super().__init__(server, "tls-front")
 
     def _serve(self, raw: socket.socket) -> None:
         raw.settimeout(_IO_TIMEOUT_S)

@@ -11,13 +11,13 @@ execs the command:
     unshare --mount -- python -m tests.sandbox.trust_view HOSTS CERTS -- ARGV...
 
 `view_argv` builds that line; `certs_dir` makes a directory that holds only the given CAs, as
-`ca-certificates.crt` (the bundle OpenSSL reads by default on Debian) and by subject hash.
+`ca-certificates.crt`: the bundle OpenSSL reads by default on Debian (Python's default context
+loads it; `ssl.get_default_verify_paths().cafile`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,10 +29,6 @@ def certs_dir(directory: Path, ca_files: list[Path]) -> Path:
     """A system-store directory trusting exactly `ca_files` (none: nothing is trusted)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / _BUNDLE).write_text("".join(path.read_text(encoding="ascii") for path in ca_files), encoding="ascii")
-    if ca_files and shutil.which("openssl"):
-        for path in ca_files:
-            shutil.copy(path, directory / path.name)
-        subprocess.run(["openssl", "rehash", str(directory)], check=True, capture_output=True, timeout=30)
     return directory
 
 
