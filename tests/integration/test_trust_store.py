@@ -199,3 +199,18 @@ def test_plan_checks_the_real_registry_over_https_as_the_system_store_says(
         assert errors == [f"error: registry {registry}'s TLS certificate is not trusted (unable to get local issuer "
                           "certificate): add its CA to the system trust store or name it in image.registry_ca_file"], output
         assert front.seen == [] and front.refused >= 1
+
+
+@pytest.mark.world
+def test_plan_with_a_registry_ca_file_that_does_not_load_exits_2_naming_the_setting(
+        release_world: ReleaseWorld, tmp_path: Path) -> None:
+    missing = tmp_path / "internal-ca.pem"
+    release_world.rewrite_config(image={"name": IMAGE, "registry_ca_file": str(missing)})
+    (tmp_path / "no-docker-config").mkdir()
+
+    result = release_world.coordinator("plan", "1.0.0", env={"DOCKER_CONFIG": str(tmp_path / "no-docker-config")})
+
+    assert result.returncode == ExitCode.USAGE, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: image.registry_ca_file: {missing} cannot be loaded (No such file or directory): "
+                      "point it at a PEM file of CA certificates"], result.stderr
